@@ -1,0 +1,130 @@
+// Package spec holds the data contracts between the parts of uni: the image
+// config (config.json of an image layout), the config the init reads from the
+// initrd, and the kernel module index. It has types only, no behaviour, so
+// that the guest init can import it without pulling in the build side.
+package spec
+
+// Layout file names: an image layout is a directory holding these.
+const (
+	KernelFile = "kernel"
+	InitrdFile = "initrd"
+	RootfsFile = "rootfs.img"
+	ConfigFile = "config.json"
+	DiskFile   = "disk.img"
+)
+
+// Paths inside the initrd.
+const (
+	InitPath        = "/init"
+	InitConfigPath  = "/uni/init.json"
+	ModuleIndexPath = "/uni/modules.json"
+)
+
+// Console markers the init prints, and `uni run` and the benchmarks read.
+const (
+	// ExecMarker starts the line printed just before the app is started.
+	ExecMarker = "uni: exec "
+	// ExitMarker starts the line printed when the app has exited, followed by the decimal exit status.
+	ExitMarker = "uni: exit status "
+)
+
+// ImageConfig is config.json of an image layout.
+type ImageConfig struct {
+	SchemaVersion int               `json:"schemaVersion"` // 1
+	Entrypoint    []string          `json:"entrypoint"`    // argv; argv[0] is an absolute path in the rootfs
+	Env           []string          `json:"env,omitempty"` // KEY=value
+	WorkingDir    string            `json:"workingDir,omitempty"`
+	User          *User             `json:"user,omitempty"`
+	ExposedPorts  []Port            `json:"exposedPorts,omitempty"`
+	MemoryBytes   int64             `json:"memoryBytes"`
+	CPUs          int               `json:"cpus"`
+	Hostname      string            `json:"hostname,omitempty"`
+	Labels        map[string]string `json:"labels,omitempty"`
+	Kernel        KernelRef         `json:"kernel"`
+	Cmdline       string            `json:"cmdline"` // kernel command line for every boot mode
+	Rootfs        RootfsRef         `json:"rootfs"`
+	BootModes     []string          `json:"bootModes"` // "direct", "uefi", "bios"
+	Build         BuildInfo         `json:"build"`
+}
+
+// User is the uid and gid the init drops to before starting the app.
+type User struct {
+	UID uint32 `json:"uid"`
+	GID uint32 `json:"gid"`
+}
+
+// Port is one EXPOSEd port.
+type Port struct {
+	Port     uint16 `json:"port"`
+	Protocol string `json:"protocol"` // "tcp" or "udp"
+}
+
+// KernelRef names the kernel bundle an image was built on.
+type KernelRef struct {
+	Name    string `json:"name"`
+	Release string `json:"release"` // uname -r
+	Digest  string `json:"digest"`  // sha256:… of the bundle
+}
+
+// RootfsRef describes rootfs.img.
+type RootfsRef struct {
+	Type   string `json:"type"`   // "squashfs"
+	Digest string `json:"digest"` // sha256:… of rootfs.img
+	Size   int64  `json:"size"`
+	// SuperblockDigest is sha256:… of the filesystem's first 4096 bytes. The
+	// init finds the rootfs by it, on a bare virtio disk (direct boot) or a
+	// partition of disk.img alike.
+	SuperblockDigest string `json:"superblockDigest"`
+}
+
+// BuildInfo records how the image was made; it holds nothing that changes
+// between two builds of the same inputs.
+type BuildInfo struct {
+	SourceDateEpoch int64  `json:"sourceDateEpoch"`
+	Tool            string `json:"tool"` // "uni <version>"
+}
+
+// InitConfig is what the init reads from /uni/init.json in the initrd.
+type InitConfig struct {
+	Args       []string `json:"args"` // argv; Args[0] is an absolute path in the rootfs
+	Env        []string `json:"env,omitempty"`
+	WorkingDir string   `json:"workingDir,omitempty"`
+	UID        uint32   `json:"uid"`
+	GID        uint32   `json:"gid"`
+	Hostname   string   `json:"hostname,omitempty"`
+	// RootfsSuperblockDigest is RootfsRef.SuperblockDigest.
+	RootfsSuperblockDigest string `json:"rootfsSuperblockDigest"`
+	RootfsType             string `json:"rootfsType"` // "squashfs"
+	// Network: DHCP on every ethernet interface unless Static is set.
+	Network Network `json:"network"`
+}
+
+// Network configures the guest's network.
+type Network struct {
+	Disabled bool    `json:"disabled,omitempty"`
+	Static   *Static `json:"static,omitempty"`
+}
+
+// Static is a fixed address for the first ethernet interface.
+type Static struct {
+	Address string   `json:"address"` // CIDR, e.g. 10.0.2.15/24
+	Gateway string   `json:"gateway,omitempty"`
+	DNS     []string `json:"dns,omitempty"`
+}
+
+// ModuleIndex is /uni/modules.json in the initrd: the modules it carries,
+// with what the init needs to load them in order and to match devices.
+type ModuleIndex struct {
+	KernelRelease string   `json:"kernelRelease"`
+	Modules       []Module `json:"modules"`
+	// Always lists modules loaded whatever the devices (filesystems, e.g. squashfs).
+	Always []string `json:"always,omitempty"`
+}
+
+// Module is one kernel module.
+type Module struct {
+	Name    string   `json:"name"`              // as in modinfo, with '_' (virtio_blk)
+	Path    string   `json:"path"`              // in the initrd (or, in a bundle, relative to its modules dir)
+	Depends []string `json:"depends,omitempty"` // names of modules that must be loaded first
+	Aliases []string `json:"aliases,omitempty"` // modalias glob patterns, e.g. "virtio:d00000002v*"
+}
