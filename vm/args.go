@@ -1,0 +1,123 @@
+package vm
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+)
+
+// Boot modes.
+const (
+	BootDirect = "direct" // -kernel/-initrd, rootfs.img as a read-only disk
+	BootUEFI   = "uefi"   // OVMF firmware boots disk.img
+	BootBIOS   = "bios"   // SeaBIOS boots disk.img
+)
+
+// Machine is everything the QEMU command line depends on, resolved to
+// values and paths; QEMUArgs turns it into argv without looking at the host.
+type Machine struct {
+	Boot      string // BootDirect, BootUEFI or BootBIOS
+	Accel     string // AccelKVM or AccelTCG (already picked)
+	MemoryMiB int64
+	CPUs      int
+
+	// Direct boot.
+	Kernel  string
+	Initrd  string
+	Rootfs  string
+	Cmdline string
+
+	// Firmware boots.
+	Disk     string
+	Firmware Firmware // UEFI only
+
+	Ports []PortForward
+}
+
+// Firmware is the OVMF UEFI firmware: a read-only code image with a
+// writable copy of its variable store, or one combined image.
+type Firmware struct {
+	Code     string
+	Vars     string // a private copy; QEMU writes to it
+	Combined string // OVMF.fd used with -bios when no split images exist
+}
+
+// QEMUArgs is the argv (without the program name) that boots m. The serial
+// console is QEMU's stdout; nothing else is on it.
+func QEMUArgs(m Machine) ([]string, error) {
+	cpu, err := cpuModel(m.Accel)
+	if err != nil {
+		return nil, err
+	}
+	if m.MemoryMiB <= 0 {
+		return nil, fmt.Errorf("memory %d MiB: must be positive", m.MemoryMiB)
+	}
+	if m.CPUs <= 0 {
+		return nil, fmt.Errorf("cpus %d: must be positive", m.CPUs)
+	}
+	args := []string{
+		"-nodefaults", "-no-user-config",
+		"-machine", "q35",
+		"-accel", m.Accel,
+		"-cpu", cpu,
+		"-m", strconv.FormatInt(m.MemoryMiB, 10),
+		"-smp", strconv.Itoa(m.CPUs),
+		"-display", "none",
+		"-serial", "stdio",
+		// A guest reboot or panic (panic=-1) ends QEMU instead of looping.
+		"-no-reboot",
+	}
+	switch m.Boot {
+	case BootDirect:
+		args = append(args,
+			"-kernel", m.Kernel,
+			"-initrd", m.Initrd,
+			"-append", m.Cmdline,
+			"-drive", "if=none,id=rootfs,format=raw,readonly=on,file="+escapeOption(m.Rootfs),
+			"-device", "virtio-blk-pci,drive=rootfs",
+		)
+	case BootUEFI:
+		switch {
+		case m.Firmware.Code != "" && m.Firmware.Vars != "":
+			args = append(args,
+				"-drive", "if=pflash,format=raw,unit=0,readonly=on,file="+escapeOption(m.Firmware.Code),
+				"-drive", "if=pflash,format=raw,unit=1,file="+escapeOption(m.Firmware.Vars),
+			)
+		case m.Firmware.Combined != "":
+			args = append(args, "-bios", m.Firmware.Combined)
+		default:
+			return nil, fmt.Errorf("boot uefi: no OVMF firmware given")
+		}
+		args = append(args, diskArgs(m.Disk)...)
+	case BootBIOS:
+		args = append(args, diskArgs(m.Disk)...)
+	default:
+		return nil, fmt.Errorf("boot %q: want direct, uefi or bios", m.Boot)
+	}
+	return append(args, netArgs(m.Ports)...), nil
+}
+
+// diskArgs attaches disk.img with snapshot=on: the guest's writes go to a
+// temporary overlay and the image is never modified.
+func diskArgs(disk string) []string {
+	return []string{
+		"-drive", "if=none,id=disk,format=raw,snapshot=on,file=" + escapeOption(disk),
+		"-device", "virtio-blk-pci,drive=disk,bootindex=0",
+	}
+}
+
+// netArgs gives the guest one virtio NIC on QEMU's user network, with a
+// hostfwd rule per forwarded port.
+func netArgs(ports []PortForward) []string {
+	netdev := "user,id=net0"
+	for _, p := range ports {
+		netdev += fmt.Sprintf(",hostfwd=%s:%s:%d-:%d", p.protocol(), p.hostIP(), p.HostPort, p.GuestPort)
+	}
+	return []string{"-netdev", netdev, "-device", "virtio-net-pci,netdev=net0"}
+}
+
+// escapeOption doubles commas, QEMU's escape for a comma inside an option
+// value, so a path with a comma cannot inject further options.
+func escapeOption(s string) string {
+	return strings.ReplaceAll(s, ",", ",,")
+}
