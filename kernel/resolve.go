@@ -1,0 +1,204 @@
+package kernel
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+
+	"github.com/uniforge/packer-plugin-unikernel/kernel/deb"
+)
+
+// Resolve finds the bundle that name means: DefaultName ("linux", also for
+// ""), another alias, a digest ("sha256:<hex>", or 12+ hex digits), or a
+// local path (a directory or a .deb, imported). A name not in the cache is
+// asked of the registry when WithFetcher is given; the default name, last,
+// is imported from the host distribution's cloud kernel package
+// (Debian-family hosts, through apt-get download). The fetcher is asked
+// with the name as given, so it maps DefaultName to its default reference.
+func Resolve(ctx context.Context, name string, opts ...Option) (*Bundle, error) {
+	cfg, err := newConfig(opts)
+	if err != nil {
+		return nil, err
+	}
+	if name == "" {
+		name = DefaultName
+	}
+	if _, err := os.Stat(name); err == nil && (isExplicitPath(name) || strings.ContainsRune(name, '/')) {
+		return Import(ctx, name, opts...)
+	}
+	if isExplicitPath(name) {
+		return nil, fmt.Errorf("kernel %s: no such file or directory: %w", name, ErrNotFound)
+	}
+	if b, err := lookupAlias(cfg, name); !errors.Is(err, ErrNotFound) {
+		return b, err
+	}
+	if b, err := lookupDigest(cfg, name); !errors.Is(err, ErrNotFound) {
+		return b, err
+	}
+	if cfg.fetch != nil {
+		b, err := fetchBundle(ctx, cfg, name)
+		if !errors.Is(err, ErrNotFound) {
+			return b, err
+		}
+	}
+	if name == DefaultName && !cfg.noDistro {
+		return importDistro(ctx, cfg)
+	}
+	return nil, fmt.Errorf("kernel bundle %q: not in the cache %s: %w", name, cfg.cacheDir, ErrNotFound)
+}
+
+// isExplicitPath tells a path that cannot be a name. OCI references have
+// a '/' too, so a relative "dir/sub" is a path only if it exists.
+func isExplicitPath(name string) bool {
+	return filepath.IsAbs(name) || strings.HasPrefix(name, "./") || strings.HasPrefix(name, "../") ||
+		name == "." || name == ".." || strings.HasSuffix(name, ".deb")
+}
+
+// fetchBundle asks the registry for ref, checks what it wrote against its
+// digest, and adds it to the cache under ref.
+func fetchBundle(ctx context.Context, cfg *config, ref string) (*Bundle, error) {
+	if err := os.MkdirAll(cfg.cacheDir, 0o755); err != nil {
+		return nil, err
+	}
+	work, err := os.MkdirTemp(cfg.cacheDir, ".fetch-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(work)
+	stage := filepath.Join(work, "bundle")
+	if err := os.Mkdir(stage, 0o755); err != nil {
+		return nil, err
+	}
+	if err := cfg.fetch(ctx, ref, stage); err != nil {
+		return nil, fmt.Errorf("kernel bundle %s: %w", ref, err)
+	}
+	fetched, err := Open(stage)
+	if err != nil {
+		return nil, fmt.Errorf("kernel bundle %s from the registry: %w", ref, err)
+	}
+	if err := fetched.Verify(); err != nil {
+		return nil, fmt.Errorf("kernel bundle %s from the registry: %w", ref, err)
+	}
+	desc := fetched.Desc
+	b, err := install(cfg, stage, desc)
+	if err != nil {
+		return nil, err
+	}
+	if checkAlias(ref) == nil {
+		if err := setAlias(cfg, ref, b.Desc.Digest); err != nil {
+			return nil, err
+		}
+	}
+	return b, nil
+}
+
+// importDistro downloads the host distribution's cloud kernel package and
+// imports it as the default bundle.
+func importDistro(ctx context.Context, cfg *config) (*Bundle, error) {
+	if _, err := os.Stat("/etc/debian_version"); err != nil {
+		return nil, fmt.Errorf("no kernel bundle %q in %s, and this host is not Debian-family so none can be made from its packages: import one (a kernel .deb, or a directory with vmlinuz and lib/modules): %w",
+			DefaultName, cfg.cacheDir, ErrNotFound)
+	}
+	if err := os.MkdirAll(cfg.cacheDir, 0o755); err != nil {
+		return nil, err
+	}
+	work, err := os.MkdirTemp(cfg.cacheDir, ".apt-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(work)
+	debPath, err := DownloadDistroKernel(ctx, work)
+	if err != nil {
+		return nil, err
+	}
+	return Import(ctx, debPath, WithCacheDir(cfg.cacheDir), WithGrubLibDir(cfg.grubLibDir), WithName(DefaultName))
+}
+
+// DistroKernelMetapackage is the Debian metapackage that depends on the
+// current cloud kernel for the host's architecture.
+func DistroKernelMetapackage() string {
+	return "linux-image-cloud-" + runtime.GOARCH
+}
+
+// DownloadDistroKernel puts the .deb of the distribution's current cloud
+// kernel in dir and returns its path: it downloads the metapackage with
+// apt-get download, reads which linux-image-<release> package (and
+// version) it depends on, and downloads that unless dir already has it.
+func DownloadDistroKernel(ctx context.Context, dir string) (string, error) {
+	apt, err := exec.LookPath("apt-get")
+	if err != nil {
+		return "", errors.New("apt-get not found: the distribution kernel can only be downloaded on a Debian-family host")
+	}
+	// apt drops to the _apt user for downloads; let it write here.
+	if err := os.Chmod(dir, 0o777); err != nil {
+		return "", err
+	}
+	meta := DistroKernelMetapackage()
+	metaDeb, err := aptDownload(ctx, apt, dir, meta, "")
+	if err != nil {
+		return "", err
+	}
+	ctl, err := deb.ReadControl(metaDeb)
+	if err != nil {
+		return "", err
+	}
+	var target deb.Dependency
+	for _, d := range ctl.Depends("Depends") {
+		if strings.HasPrefix(d.Name, "linux-image-") {
+			target = d
+			break
+		}
+	}
+	if target.Name == "" {
+		return "", fmt.Errorf("%s: Depends names no linux-image package: %q", metaDeb, ctl.Get("Depends"))
+	}
+	version := ""
+	if target.Relation == "=" {
+		version = target.Version
+	}
+	if p := findDeb(dir, target.Name, version); p != "" {
+		return p, nil
+	}
+	return aptDownload(ctx, apt, dir, target.Name, version)
+}
+
+// aptDownload runs apt-get download for pkg (at version, if given) in dir
+// and returns the downloaded file.
+func aptDownload(ctx context.Context, apt, dir, pkg, version string) (string, error) {
+	arg := pkg
+	if version != "" {
+		arg += "=" + version
+	}
+	cmd := exec.CommandContext(ctx, apt, "download", arg)
+	cmd.Dir = dir
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		return "", fmt.Errorf("apt-get download %s: %v: %s", arg, err, strings.TrimSpace(string(out)))
+	}
+	p := findDeb(dir, pkg, version)
+	if p == "" {
+		return "", fmt.Errorf("apt-get download %s: no %s_*.deb in %s", arg, pkg, dir)
+	}
+	return p, nil
+}
+
+// findDeb returns the .deb in dir whose control file names pkg (at
+// version, if given), or "".
+func findDeb(dir, pkg, version string) string {
+	matches, _ := filepath.Glob(filepath.Join(dir, pkg+"_*.deb"))
+	for _, m := range matches {
+		ctl, err := deb.ReadControl(m)
+		if err != nil || ctl.Get("Package") != pkg {
+			continue
+		}
+		if version == "" || ctl.Get("Version") == version {
+			return m
+		}
+	}
+	return ""
+}

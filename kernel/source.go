@@ -1,0 +1,151 @@
+package kernel
+
+import (
+	"encoding/binary"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+)
+
+// kernelTree is what Import found in a source directory.
+type kernelTree struct {
+	kernel     string // host path of the kernel image
+	release    string // uname -r, from the image's header
+	arch       string // "amd64" or "i386"
+	modulesDir string // host path of lib/modules/<release>, or "" for a kernel without modules
+}
+
+// kernelImageGlobs are where a kernel image may sit in a source directory:
+// an installed root (boot/vmlinuz-<rel>), a flat directory, or a build tree.
+var kernelImageGlobs = []string{
+	"boot/vmlinuz-*", "boot/vmlinuz", "boot/bzImage",
+	"vmlinuz-*", "vmlinuz", "bzImage", "arch/x86/boot/bzImage",
+}
+
+// moduleRootDirs hold lib/modules/<release>/ trees (usr/lib for merged-/usr).
+var moduleRootDirs = []string{"lib/modules", "usr/lib/modules"}
+
+// findKernelTree locates the kernel image and its modules below root.
+func findKernelTree(root string) (*kernelTree, error) {
+	var images []string
+	for _, g := range kernelImageGlobs {
+		matches, err := filepath.Glob(filepath.Join(root, filepath.FromSlash(g)))
+		if err != nil {
+			return nil, err
+		}
+		for _, m := range matches {
+			if fi, err := os.Stat(m); err == nil && fi.Mode().IsRegular() {
+				images = append(images, m)
+			}
+		}
+	}
+	if len(images) == 0 {
+		return nil, fmt.Errorf("%s: no kernel image (looked for %s)", root, strings.Join(kernelImageGlobs, ", "))
+	}
+	releases := map[string]string{} // release → image path
+	for _, img := range images {
+		rel, _, err := readBzImageRelease(img)
+		if err != nil {
+			return nil, err
+		}
+		if _, seen := releases[rel]; !seen {
+			releases[rel] = img
+		}
+	}
+	moduleDirs := map[string]string{} // release → lib/modules/<release>
+	for _, d := range moduleRootDirs {
+		entries, err := os.ReadDir(filepath.Join(root, filepath.FromSlash(d)))
+		if err != nil {
+			continue
+		}
+		for _, e := range entries {
+			p := filepath.Join(root, filepath.FromSlash(d), e.Name())
+			if fi, err := os.Stat(p); err == nil && fi.IsDir() {
+				if _, seen := moduleDirs[e.Name()]; !seen {
+					moduleDirs[e.Name()] = p
+				}
+			}
+		}
+	}
+	release, err := pickRelease(root, releases, moduleDirs)
+	if err != nil {
+		return nil, err
+	}
+	t := &kernelTree{kernel: releases[release], release: release, modulesDir: moduleDirs[release]}
+	if _, t.arch, err = readBzImageRelease(t.kernel); err != nil {
+		return nil, err
+	}
+	if t.modulesDir == "" && len(moduleDirs) > 0 {
+		return nil, fmt.Errorf("%s: kernel %s is release %s but the modules are for %s",
+			root, t.kernel, release, strings.Join(sortedKeys(moduleDirs), ", "))
+	}
+	return t, nil
+}
+
+// pickRelease chooses the one kernel release that a source holds.
+func pickRelease(root string, images, moduleDirs map[string]string) (string, error) {
+	if len(images) == 1 {
+		for rel := range images {
+			return rel, nil
+		}
+	}
+	var both []string
+	for rel := range images {
+		if moduleDirs[rel] != "" {
+			both = append(both, rel)
+		}
+	}
+	if len(both) == 1 {
+		return both[0], nil
+	}
+	return "", fmt.Errorf("%s: several kernels (%s): import a directory holding one", root, strings.Join(sortedKeys(images), ", "))
+}
+
+func sortedKeys(m map[string]string) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
+
+// readBzImageRelease reads the kernel release from an x86 bzImage's setup
+// header: the kernel_version field points at "6.1.0-56-cloud-amd64 (builder)
+// #1 SMP …", whose first word is the release.
+func readBzImageRelease(p string) (release, arch string, err error) {
+	f, err := os.Open(p)
+	if err != nil {
+		return "", "", err
+	}
+	defer f.Close()
+	hdr := make([]byte, 0x240)
+	if _, err := io.ReadFull(f, hdr); err != nil {
+		return "", "", fmt.Errorf("%s: not an x86 bzImage: %w", p, err)
+	}
+	if string(hdr[0x202:0x206]) != "HdrS" || binary.LittleEndian.Uint16(hdr[0x206:]) < 0x020c {
+		return "", "", fmt.Errorf("%s: not an x86 bzImage (boot protocol 2.12 or later)", p)
+	}
+	arch = "i386"
+	if binary.LittleEndian.Uint16(hdr[0x236:])&1 != 0 { // XLF_KERNEL_64
+		arch = "amd64"
+	}
+	ptr := int64(binary.LittleEndian.Uint16(hdr[0x20e:]))
+	if ptr == 0 {
+		return "", "", fmt.Errorf("%s: bzImage has no kernel_version string", p)
+	}
+	buf := make([]byte, 256)
+	n, err := f.ReadAt(buf, ptr+0x200)
+	if n == 0 {
+		return "", "", fmt.Errorf("%s: reading kernel_version: %w", p, err)
+	}
+	text, _, _ := strings.Cut(string(buf[:n]), "\x00")
+	release, _, _ = strings.Cut(text, " ")
+	if release == "" || strings.ContainsAny(release, "/\\") {
+		return "", "", fmt.Errorf("%s: bad kernel_version %q", p, text)
+	}
+	return release, arch, nil
+}
