@@ -1,0 +1,178 @@
+// Package unifile parses a Unifile: a Dockerfile whose last stage becomes a
+// unikernel. The syntax (comments, continuations, JSON and shell forms,
+// heredocs, directives) is BuildKit's own parser and variable expansion is
+// BuildKit's shell lexer; this package turns that syntax tree into typed
+// instructions and computes the image settings of each stage.
+//
+// Parse is a pure function: it reads nothing but its input and touches no
+// files. Resolving what the instructions name (images, context paths, users,
+// kernels) is the engine's job.
+package unifile
+
+import (
+	"fmt"
+
+	"github.com/uniforge/packer-plugin-unikernel/spec"
+)
+
+// DefaultFilename names the input in errors when Options.Filename is empty.
+const DefaultFilename = "Unifile"
+
+// Defaults of the unikernel settings.
+const (
+	DefaultKernel      = "linux"
+	DefaultMemoryBytes = 128 << 20
+	DefaultCPUs        = 1
+)
+
+// Bounds of MEMORY and CPUS.
+const (
+	MinMemoryBytes = 32 << 20
+	MaxMemoryBytes = 64 << 30
+	MinCPUs        = 1
+	MaxCPUs        = 64
+)
+
+// Options are the inputs of Parse besides the text itself.
+type Options struct {
+	// Filename names the input in errors and warnings ("Unifile" if empty).
+	Filename string
+	// BuildArgs override ARG defaults, as `docker build --build-arg`.
+	BuildArgs map[string]string
+}
+
+// Error is a problem in a Unifile, located at a line.
+type Error struct {
+	File string
+	Line int
+	Msg  string
+}
+
+func (e *Error) Error() string { return fmt.Sprintf("%s:%d: %s", e.File, e.Line, e.Msg) }
+
+// Warning is something accepted but ignored, or probably a mistake.
+type Warning struct {
+	File string
+	Line int
+	Msg  string
+}
+
+func (w Warning) String() string { return fmt.Sprintf("%s:%d: %s", w.File, w.Line, w.Msg) }
+
+// Unifile is a parsed Unifile.
+type Unifile struct {
+	// Filename is Options.Filename (or DefaultFilename).
+	Filename string
+	// Args are the ARGs before the first FROM, with their resolved values;
+	// FROM lines may use them, and stages may import them with a bare ARG.
+	Args []*Arg
+	// Stages in the order they appear; the last one becomes the unikernel.
+	Stages []*Stage
+	// Warnings lists what was accepted but has no effect on a unikernel.
+	Warnings []Warning
+}
+
+// Final returns the last stage, the one that becomes the unikernel.
+func (u *Unifile) Final() *Stage { return u.Stages[len(u.Stages)-1] }
+
+// BaseKind says where a stage's root comes from.
+type BaseKind int
+
+const (
+	// BaseImage is an OCI image, named by Base.Ref.
+	BaseImage BaseKind = iota
+	// BaseScratch is an empty root (FROM scratch).
+	BaseScratch
+	// BaseHost is the build machine's own root (FROM host).
+	BaseHost
+	// BaseStage is an earlier stage of the same Unifile, Base.Stage is its index.
+	BaseStage
+)
+
+func (k BaseKind) String() string {
+	switch k {
+	case BaseImage:
+		return "image"
+	case BaseScratch:
+		return "scratch"
+	case BaseHost:
+		return "host"
+	case BaseStage:
+		return "stage"
+	}
+	return fmt.Sprintf("BaseKind(%d)", int(k))
+}
+
+// Base is the FROM of a stage.
+type Base struct {
+	Kind BaseKind
+	// Ref is the image reference (BaseImage) or the stage name (BaseStage),
+	// after ARG expansion; empty for scratch and host.
+	Ref string
+	// Stage is the index of the base stage (BaseStage only).
+	Stage int
+}
+
+// Stage is one FROM and the instructions up to the next FROM.
+type Stage struct {
+	// Name is the lower-cased AS name, empty if there is none.
+	Name string
+	// Index is the stage's position, counting from 0.
+	Index int
+	Base  Base
+	// Platform is FROM's --platform flag, expanded, or empty.
+	Platform string
+	// Location is that of the FROM line.
+	Location
+	// Instructions in order, FROM excluded.
+	Instructions []Instruction
+	// Settings is the image config the stage ends with, including what it
+	// inherits from an earlier stage it is built FROM. The unikernel keywords
+	// (KERNEL, MEMORY, CPUS, INCLUDE) may only appear in the last stage.
+	Settings
+}
+
+// Settings is the image configuration a stage computes, Docker's semantics.
+// A base image's own config (its ENV, for one) is not known to the parser:
+// the engine merges it.
+type Settings struct {
+	Entrypoint []string
+	Cmd        []string
+	// Env is KEY=value in order of first definition; a later ENV of the
+	// same key replaces the value in place.
+	Env []string
+	// WorkingDir is absolute, or empty if no WORKDIR was given.
+	WorkingDir string
+	// User is as written (uid[:gid] or names for the engine to resolve).
+	User         string
+	ExposedPorts []spec.Port // sorted by protocol then port, no duplicates
+	Labels       map[string]string
+	Kernel       string // DefaultKernel unless KERNEL says otherwise
+	MemoryBytes  int64
+	CPUs         int
+	Includes     []string // clean absolute paths, sorted, no duplicates
+}
+
+// Argv is the command line the unikernel runs: ENTRYPOINT then CMD.
+func (s *Settings) Argv() []string {
+	argv := make([]string, 0, len(s.Entrypoint)+len(s.Cmd))
+	argv = append(argv, s.Entrypoint...)
+	return append(argv, s.Cmd...)
+}
+
+// Location is where an instruction stands: its first and last line (they
+// differ after continuations and heredocs).
+type Location struct {
+	Line    int
+	EndLine int
+}
+
+// Pos returns the location; it makes every instruction an Instruction.
+func (l Location) Pos() Location { return l }
+
+// Instruction is one typed instruction of a stage.
+type Instruction interface {
+	// Keyword is the upper-case instruction name, e.g. "COPY".
+	Keyword() string
+	Pos() Location
+}

@@ -1,0 +1,155 @@
+package unifile
+
+import (
+	"fmt"
+	"path"
+	"strconv"
+	"strings"
+
+	"github.com/uniforge/packer-plugin-unikernel/spec"
+)
+
+// sizeUnits are MEMORY's suffixes, all binary multiples (as Docker's
+// --memory): "M", "MB" and "MiB" all mean 2^20 bytes.
+var sizeUnits = map[string]int64{
+	"": 1, "b": 1,
+	"k": 1 << 10, "kb": 1 << 10, "kib": 1 << 10,
+	"m": 1 << 20, "mb": 1 << 20, "mib": 1 << 20,
+	"g": 1 << 30, "gb": 1 << 30, "gib": 1 << 30,
+	"t": 1 << 40, "tb": 1 << 40, "tib": 1 << 40,
+}
+
+// parseMemory parses a MEMORY size and checks its bounds.
+func parseMemory(s string) (int64, error) {
+	digits := strings.TrimLeft(s, "0123456789")
+	number, unit := s[:len(s)-len(digits)], strings.ToLower(strings.TrimSpace(digits))
+	mult, ok := sizeUnits[unit]
+	if number == "" || !ok {
+		return 0, fmt.Errorf("MEMORY %q: want a whole number with an optional unit, e.g. 128M, 1G, 512MiB", s)
+	}
+	outOfRange := fmt.Errorf("MEMORY %s is out of range: allowed is %s to %s", s, humanBytes(MinMemoryBytes), humanBytes(MaxMemoryBytes))
+	n, err := strconv.ParseInt(number, 10, 64)
+	if err != nil || n > MaxMemoryBytes/mult {
+		return 0, outOfRange
+	}
+	bytes := n * mult
+	if bytes < MinMemoryBytes || bytes > MaxMemoryBytes {
+		return 0, outOfRange
+	}
+	if bytes%(1<<20) != 0 {
+		return 0, fmt.Errorf("MEMORY %s is not a whole number of MiB", s)
+	}
+	return bytes, nil
+}
+
+func humanBytes(n int64) string {
+	if n%(1<<30) == 0 {
+		return fmt.Sprintf("%d GiB", n>>30)
+	}
+	return fmt.Sprintf("%d MiB", n>>20)
+}
+
+// parseCPUs parses a CPUS count and checks its bounds.
+func parseCPUs(s string) (int, error) {
+	n, err := strconv.Atoi(s)
+	if err != nil || n < MinCPUs || n > MaxCPUs {
+		return 0, fmt.Errorf("CPUS %q: want a whole number from %d to %d", s, MinCPUs, MaxCPUs)
+	}
+	return n, nil
+}
+
+// parsePorts parses one EXPOSE word: 80, 80/tcp, 53/udp, 8000-8002[/proto].
+func parsePorts(word string) ([]spec.Port, error) {
+	portPart, proto, hasProto := strings.Cut(word, "/")
+	proto = strings.ToLower(proto)
+	if !hasProto {
+		proto = "tcp"
+	}
+	if proto != "tcp" && proto != "udp" {
+		return nil, fmt.Errorf("EXPOSE %s: protocol must be tcp or udp", word)
+	}
+	first, last, isRange := strings.Cut(portPart, "-")
+	lo, err := parsePort(first)
+	if err != nil {
+		return nil, fmt.Errorf("EXPOSE %s: %v", word, err)
+	}
+	hi := lo
+	if isRange {
+		if hi, err = parsePort(last); err != nil {
+			return nil, fmt.Errorf("EXPOSE %s: %v", word, err)
+		}
+		if hi < lo {
+			return nil, fmt.Errorf("EXPOSE %s: the range ends before it starts", word)
+		}
+	}
+	ports := make([]spec.Port, 0, hi-lo+1)
+	for p := lo; p <= hi; p++ {
+		ports = append(ports, spec.Port{Port: uint16(p), Protocol: proto})
+	}
+	return ports, nil
+}
+
+func parsePort(s string) (int, error) {
+	n, err := strconv.Atoi(s)
+	if err != nil || n < 1 || n > 65535 {
+		return 0, fmt.Errorf("port %q must be a number from 1 to 65535", s)
+	}
+	return n, nil
+}
+
+// parseChmod parses COPY's --chmod: an octal mode up to 07777.
+func parseChmod(s string) (uint32, error) {
+	n, err := strconv.ParseUint(s, 8, 32)
+	if err != nil || n > 0o7777 {
+		return 0, fmt.Errorf("COPY --chmod=%s: want an octal mode such as 0755", s)
+	}
+	return uint32(n), nil
+}
+
+// UserSpec is a USER or COPY --chown value split at the colon. Numbers
+// are ids; anything else is a name the engine resolves against the root's
+// /etc/passwd and /etc/group. A missing group means the user's primary
+// group, as in Docker.
+type UserSpec struct {
+	User  string
+	Group string // empty if absent
+}
+
+// ParseUserSpec splits "user[:group]".
+func ParseUserSpec(s string) (UserSpec, error) {
+	user, group, hasGroup := strings.Cut(s, ":")
+	if user == "" || (hasGroup && group == "") || strings.ContainsAny(s, " \t\n") {
+		return UserSpec{}, fmt.Errorf("user %q: want uid[:gid] or name[:group]", s)
+	}
+	return UserSpec{User: user, Group: group}, nil
+}
+
+// UID returns the user as a number, if it is one.
+func (u UserSpec) UID() (uint32, bool) { return parseID(u.User) }
+
+// GID returns the group as a number, if it is given and is one.
+func (u UserSpec) GID() (uint32, bool) { return parseID(u.Group) }
+
+func parseID(s string) (uint32, bool) {
+	n, err := strconv.ParseUint(s, 10, 32)
+	return uint32(n), err == nil
+}
+
+// cleanAbs cleans an absolute path and rejects a relative one.
+func cleanAbs(p, what string) (string, error) {
+	if !strings.HasPrefix(p, "/") {
+		return "", fmt.Errorf("%s %q: must be an absolute path", what, p)
+	}
+	return path.Clean(p), nil
+}
+
+// isURL reports sources that only ADD understands.
+func isURL(s string) bool {
+	lower := strings.ToLower(s)
+	for _, prefix := range []string{"http://", "https://", "git@", "git://", "ssh://"} {
+		if strings.HasPrefix(lower, prefix) {
+			return true
+		}
+	}
+	return false
+}
