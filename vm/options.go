@@ -28,6 +28,14 @@ type options struct {
 // Option changes how Run boots the image.
 type Option func(*options)
 
+func newOptions(opts []Option) options {
+	o := defaultOptions()
+	for _, opt := range opts {
+		opt(&o)
+	}
+	return o
+}
+
 func defaultOptions() options {
 	return options{
 		boot:          BootDirect,

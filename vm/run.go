@@ -33,10 +33,7 @@ var (
 // QEMU (SIGTERM, then SIGKILL after the stop grace) when ctx is cancelled,
 // and never returns while QEMU still runs.
 func Run(ctx context.Context, layoutDir string, opts ...Option) (int, error) {
-	o := defaultOptions()
-	for _, opt := range opts {
-		opt(&o)
-	}
+	o := newOptions(opts)
 	cfg, err := LoadConfig(layoutDir)
 	if err != nil {
 		return -1, err

@@ -1,0 +1,160 @@
+package vm
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/uniforge/packer-plugin-unikernel/spec"
+)
+
+// bootLayout makes a direct-boot layout around the Debian kernel and the
+// test init. The rootfs is a placeholder: the test init does not mount it.
+func bootLayout(t *testing.T) string {
+	t.Helper()
+	if _, err := exec.LookPath("qemu-system-x86_64"); err != nil {
+		t.Skip("qemu-system-x86_64 not found (apt-get install qemu-system-x86)")
+	}
+	kernel, err := os.ReadFile(testKernel(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	initrd, err := os.ReadFile(testInitrd(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := spec.ImageConfig{SchemaVersion: 1, MemoryBytes: 128 << 20, CPUs: 1,
+		Cmdline: "console=ttyS0 panic=-1 quiet", BootModes: []string{BootDirect}}
+	return writeLayout(t, cfg, map[string][]byte{
+		spec.KernelFile: kernel, spec.InitrdFile: initrd, spec.RootfsFile: make([]byte, 4096),
+	})
+}
+
+// syncBuffer is a console the test reads while QEMU writes it.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+func TestRunBootsAndReturnsTheAppExitStatus(t *testing.T) {
+	layout := bootLayout(t)
+	for _, want := range []int{3, 0} {
+		var console syncBuffer
+		var execAt time.Time
+		start := time.Now()
+		status, err := Run(context.Background(), layout,
+			WithAccel(AccelAuto), WithConsole(&console), WithTimeout(2*time.Minute),
+			WithKernelArgs("unitest=exit", "unitest_status="+strconv.Itoa(want)),
+			WithExecHook(func(seen time.Time) { execAt = seen }))
+		if err != nil {
+			t.Fatalf("Run: %v\nconsole:\n%s", err, console.String())
+		}
+		if status != want {
+			t.Fatalf("exit status %d, want %d\nconsole:\n%s", status, want, console.String())
+		}
+		if !strings.Contains(console.String(), "uni: exec /x") {
+			t.Fatalf("console was not streamed:\n%s", console.String())
+		}
+		if execAt.IsZero() {
+			t.Fatal("exec hook never ran")
+		}
+		t.Logf("status %d: exec line after %v, VM gone after %v", status, execAt.Sub(start).Round(time.Millisecond), time.Since(start).Round(time.Millisecond))
+	}
+}
+
+func TestRunReportsAGuestThatDiesWithoutExitLine(t *testing.T) {
+	layout := bootLayout(t)
+	_, err := Run(context.Background(), layout, WithTimeout(2*time.Minute), WithKernelArgs("unitest=panic"))
+	if err == nil {
+		t.Fatal("a guest that panicked gave no error")
+	}
+	for _, want := range []string{"without the init's", "test init: returning without an exit line"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error does not say %q:\n%v", want, err)
+		}
+	}
+}
+
+func TestRunStopsQEMUWhenCancelled(t *testing.T) {
+	layout := bootLayout(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	execSeen := make(chan struct{})
+	var once sync.Once
+	done := make(chan error, 1)
+	go func() {
+		_, err := Run(ctx, layout, WithTimeout(2*time.Minute), WithKernelArgs("unitest=sleep"),
+			WithExecHook(func(time.Time) { once.Do(func() { close(execSeen) }) }))
+		done <- err
+	}()
+	select {
+	case <-execSeen:
+	case err := <-done:
+		t.Fatalf("Run ended before the guest started sleeping: %v", err)
+	case <-time.After(2 * time.Minute):
+		t.Fatal("guest never printed its exec line")
+	}
+	pids := qemuPidsUsing(t, layout)
+	if len(pids) != 1 {
+		t.Fatalf("while the guest sleeps, QEMU processes using %s: %v, want one", layout, pids)
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if !errors.Is(err, context.Canceled) {
+			t.Fatalf("cancelled Run returned %v, want context.Canceled", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("Run did not return after cancel")
+	}
+	if left := qemuPidsUsing(t, layout); len(left) != 0 {
+		t.Fatalf("QEMU left behind after cancel: pids %v", left)
+	}
+	if _, err := os.Stat("/proc/" + pids[0]); err == nil {
+		t.Fatalf("QEMU pid %s still exists (zombie not reaped?)", pids[0])
+	}
+}
+
+// qemuPidsUsing lists the processes whose command line names the layout
+// dir, which is unique to the test.
+func qemuPidsUsing(t *testing.T, layout string) []string {
+	t.Helper()
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		t.Skipf("no /proc to look for QEMU processes: %v", err)
+	}
+	var pids []string
+	for _, e := range entries {
+		if strings.Trim(e.Name(), "0123456789") != "" {
+			continue // not a process
+		}
+		cmdline, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+		if err != nil {
+			continue // gone meanwhile
+		}
+		if bytes.Contains(cmdline, []byte(layout)) {
+			pids = append(pids, e.Name())
+		}
+	}
+	return pids
+}
