@@ -1,0 +1,37 @@
+// Command rootfsbench writes a host directory as a squashfs image with
+// uni's writer, for bench/rootfs.sh to time against mksquashfs.
+package main
+
+import (
+	"flag"
+	"fmt"
+	"os"
+
+	"github.com/uniforge/packer-plugin-unikernel/image/squashfs"
+	"github.com/uniforge/packer-plugin-unikernel/rootfs"
+)
+
+func main() {
+	level := flag.Int("level", squashfs.DefaultCompressionLevel, "zstd level")
+	flag.Usage = func() {
+		fmt.Fprintln(os.Stderr, "usage: rootfsbench [-level N] DIR OUT")
+		flag.PrintDefaults()
+	}
+	flag.Parse()
+	if flag.NArg() != 2 {
+		flag.Usage()
+		os.Exit(2)
+	}
+	if err := run(flag.Arg(0), flag.Arg(1), *level); err != nil {
+		fmt.Fprintln(os.Stderr, "rootfsbench:", err)
+		os.Exit(1)
+	}
+}
+
+func run(dir, out string, level int) error {
+	t := rootfs.NewTree()
+	if err := t.AddHostDir(dir, "/"); err != nil {
+		return err
+	}
+	return squashfs.WriteFile(out, t, squashfs.WithCompressionLevel(level))
+}
