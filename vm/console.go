@@ -10,6 +10,9 @@ import (
 	"github.com/uniforge/packer-plugin-unikernel/spec"
 )
 
+// kernelPanicMarker starts the kernel's panic reason, e.g. when init exits.
+const kernelPanicMarker = "Kernel panic - not syncing"
+
 // maxLineBytes bounds the partial line kept between writes, so a guest that
 // never prints a newline cannot grow memory; markers are short.
 const maxLineBytes = 4096
@@ -26,6 +29,7 @@ type consoleScanner struct {
 	mu      sync.Mutex
 	partial []byte
 	tail    []string
+	panic   string // the kernel's first panic line, which a long trace would push out of the tail
 	execed  bool
 	exited  bool
 	status  int
@@ -63,6 +67,9 @@ func (c *consoleScanner) Write(p []byte) (int, error) {
 func (c *consoleScanner) line(raw []byte) {
 	text := strings.TrimRight(string(raw), "\r")
 	c.remember(text)
+	if c.panic == "" && strings.Contains(text, kernelPanicMarker) {
+		c.panic = text
+	}
 	if !c.execed && strings.Contains(text, spec.ExecMarker) {
 		c.execed = true
 		if c.onExec != nil {
@@ -122,3 +129,10 @@ func (c *consoleScanner) lastLines() []string {
 
 // exitSeen is closed when the first exit line has been seen.
 func (c *consoleScanner) exitSeen() <-chan struct{} { return c.exitSig }
+
+// kernelPanic is the kernel's first panic line, or "".
+func (c *consoleScanner) kernelPanic() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.panic
+}

@@ -92,3 +92,14 @@ func TestTailBufferKeepsTheEnd(t *testing.T) {
 		t.Fatalf("tail %q", b.String())
 	}
 }
+
+func TestConsoleScannerRemembersTheFirstPanicLine(t *testing.T) {
+	s := newConsoleScanner(2, nil)
+	s.Write([]byte("[ 6.0] Kernel panic - not syncing: Attempted to kill init! exitcode=0x00000000\n"))
+	for i := 0; i < 10; i++ {
+		s.Write([]byte("[ 6.1] trace line\n"))
+	}
+	if got := s.kernelPanic(); !strings.Contains(got, "Attempted to kill init") {
+		t.Fatalf("panic line %q", got)
+	}
+}

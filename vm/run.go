@@ -222,6 +222,9 @@ func describeEnd(scanner *consoleScanner, stderr *tailBuffer) string {
 			b.WriteString("\n  | " + l)
 		}
 	}
+	if panicLine := scanner.kernelPanic(); panicLine != "" {
+		b.WriteString("\nthe kernel panicked: " + strings.TrimSpace(panicLine))
+	}
 	if msg := strings.TrimSpace(stderr.String()); msg != "" {
 		b.WriteString("\nQEMU said: " + msg)
 	}
