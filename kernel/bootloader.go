@@ -81,7 +81,12 @@ func writeBootLoaders(ctx context.Context, grubLibDir, bootDir string) (string, 
 	if err != nil {
 		return "", fmt.Errorf("grub-mkimage --version: %w", err)
 	}
-	return strings.TrimSpace(string(version)), nil
+	// "/usr/bin/grub-mkimage (GRUB) 2.06-13+deb12u2": keep what names the build.
+	_, v, ok := strings.Cut(strings.TrimSpace(string(version)), "(GRUB) ")
+	if !ok {
+		return "", fmt.Errorf("grub-mkimage --version: unexpected %q", version)
+	}
+	return "GRUB " + v, nil
 }
 
 // run runs a command, returning its stderr in the error.
@@ -108,4 +113,3 @@ func copyFile(src, dst string) error {
 	defer in.Close()
 	return writeNewFile(dst, in)
 }
-

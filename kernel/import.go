@@ -313,6 +313,6 @@ func licenseText(d *Descriptor) string {
 		b.WriteString("offer the kernel source they were built from.\n")
 	}
 	b.WriteString("\nboot/ holds GNU GRUB images (GPL-3.0-or-later) made with the host's GRUB\n")
-	fmt.Fprintf(&b, "(%s, Debian packages grub-pc-bin, grub-efi-amd64-bin).\n", d.BootLoader)
+	fmt.Fprintf(&b, "(%s, from the Debian packages grub-pc-bin and grub-efi-amd64-bin).\n", d.BootLoader)
 	return b.String()
 }
