@@ -424,12 +424,12 @@ func (p *parseState) copyFlags(c *Copy, flags map[string]string, loc Location) e
 func (p *parseState) copyFrom(c *Copy, from string, loc Location) error {
 	cur := p.cur.stage
 	lower := strings.ToLower(from)
+	if lower == cur.Name && cur.Name != "" {
+		return p.errorf(loc.Line, "COPY --from=%s: a stage cannot copy from itself", from)
+	}
 	if base := p.stageByName(lower); base != nil {
 		c.From = CopyFrom{Kind: FromStage, Stage: base.stage.Index, Ref: from}
 		return nil
-	}
-	if lower == cur.Name && cur.Name != "" {
-		return p.errorf(loc.Line, "COPY --from=%s: a stage cannot copy from itself", from)
 	}
 	if p.allNames[lower] {
 		return p.errorf(loc.Line, "COPY --from=%s: that stage comes later; copy only from earlier stages", from)
