@@ -24,8 +24,8 @@ import (
 // For glibc also: /etc/ld.so.cache (without it ld.so would not find
 // libraries in ld.so.conf directories), the NSS modules files and dns with
 // libresolv, a minimal nsswitch.conf when the root has none, and the gconv
-// modules when an object other than libc names iconv_open in its dynamic
-// string table (glibc's iconv loads them on demand; which ones cannot be
+// modules when an object other than libc and libstdc++ names iconv_open in
+// its dynamic string table (glibc's iconv loads them on demand; which ones cannot be
 // known, so the directory is kept whole).
 //
 // A static program that is neither Go nor libc-based gets none of this.
@@ -111,7 +111,7 @@ func (r *resolver) dlopenIfPresent(p *process, name string) {
 func (r *resolver) gconv(p *process) error {
 	uses := false
 	for _, o := range p.byReal {
-		if o.info.UsesIconv && !strings.HasPrefix(o.info.Soname, "libc.so") {
+		if o.info.UsesIconv && !iconvProvider(o.info.Soname) {
 			uses = true
 			break
 		}
@@ -144,6 +144,14 @@ func (r *resolver) gconv(p *process) error {
 	}
 	r.warnf("%s uses iconv but no gconv directory was found in %v", p.main.path, dirs)
 	return nil
+}
+
+// iconvProvider is true for libraries whose own iconv_open reference says
+// nothing about the app: libc defines it, and libstdc++ uses it only for
+// the rarely used codecvt<…, encoding_state>; counting them would put the
+// 9 MB of gconv modules into every C++ program.
+func iconvProvider(soname string) bool {
+	return strings.HasPrefix(soname, "libc.so") || strings.HasPrefix(soname, "libstdc++.so")
 }
 
 // timezone keeps the zone file TZ names (TZ=Europe/Berlin or TZ=:/path).
