@@ -57,7 +57,14 @@ type Warning struct {
 	Msg  string
 }
 
-func (w Warning) String() string { return fmt.Sprintf("%s:%d: %s", w.File, w.Line, w.Msg) }
+// String is "file:line: msg", or "file: msg" for a warning about the whole
+// file (Line 0), such as an unused build arg.
+func (w Warning) String() string {
+	if w.Line == 0 {
+		return fmt.Sprintf("%s: %s", w.File, w.Msg)
+	}
+	return fmt.Sprintf("%s:%d: %s", w.File, w.Line, w.Msg)
+}
 
 // Unifile is a parsed Unifile.
 type Unifile struct {
