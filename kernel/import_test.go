@@ -2,13 +2,19 @@ package kernel
 
 import (
 	"bytes"
+	"compress/gzip"
 	"context"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/klauspost/compress/zstd"
+	"github.com/ulikunitz/xz"
+
+	"github.com/uniforge/packer-plugin-unikernel/kernel/deb"
 	"github.com/uniforge/packer-plugin-unikernel/kernel/internal/kerneltest"
 	"github.com/uniforge/packer-plugin-unikernel/spec"
 )
@@ -81,6 +87,41 @@ func TestImportCloudKernel(t *testing.T) {
 		}
 	})
 
+	t.Run("FromDirectoryWithCompressedModules", func(t *testing.T) {
+		root := t.TempDir()
+		if _, err := deb.Extract(context.Background(), debPath, root, wantedDebPath); err != nil {
+			t.Fatal(err)
+		}
+		idx, err := b.ModuleIndex()
+		if err != nil {
+			t.Fatal(err)
+		}
+		modDir := filepath.Join(root, "lib", "modules", d.Release)
+		for _, c := range []struct{ name, suffix string }{{"virtio_blk", ".xz"}, {"squashfs", ".zst"}, {"virtio_net", ".gz"}} {
+			compressModule(t, filepath.Join(modDir, filepath.FromSlash(findModule(idx.Modules, c.name).Path)), c.suffix)
+		}
+		other := t.TempDir()
+		fromDir, err := Import(context.Background(), root, WithCacheDir(other))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fromDir.Desc.Source.Kind != "dir" || fromDir.Desc.Release != d.Release || fromDir.Desc.Name != "linux-"+d.Release {
+			t.Errorf("descriptor from a directory: %+v", fromDir.Desc)
+		}
+		if a, b := mustRead(t, filepath.Join(b.Dir, ModuleIndexFile)), mustRead(t, filepath.Join(fromDir.Dir, ModuleIndexFile)); !bytes.Equal(a, b) {
+			t.Errorf("modules.json differs between the .deb and the directory with compressed modules")
+		}
+		for _, name := range []string{"virtio_blk", "squashfs", "virtio_net"} {
+			rel := findModule(idx.Modules, name).Path
+			if !bytes.Equal(mustRead(t, b.ModulePath(rel)), mustRead(t, fromDir.ModulePath(rel))) {
+				t.Errorf("%s: decompressed module differs from the original", name)
+			}
+		}
+		if !bytes.Equal(mustRead(t, b.KernelPath()), mustRead(t, fromDir.KernelPath())) {
+			t.Error("kernel differs")
+		}
+	})
+
 	t.Run("ListAndResolve", func(t *testing.T) {
 		descs, err := List(WithCacheDir(cache))
 		if err != nil || len(descs) != 1 || descs[0].Digest != d.Digest || descs[0].Release != d.Release {
@@ -150,6 +191,38 @@ func TestImportCloudKernel(t *testing.T) {
 			t.Errorf("unknown modules: error %v does not name them", err)
 		}
 	})
+}
+
+// compressModule replaces the module at p by p+suffix, compressed.
+func compressModule(t *testing.T, p, suffix string) {
+	t.Helper()
+	data := mustRead(t, p)
+	var buf bytes.Buffer
+	var w io.WriteCloser
+	var err error
+	switch suffix {
+	case ".xz":
+		w, err = xz.NewWriter(&buf)
+	case ".zst":
+		w, err = zstd.NewWriter(&buf)
+	case ".gz":
+		w = gzip.NewWriter(&buf)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.Write(data); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(p+suffix, buf.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(p); err != nil {
+		t.Fatal(err)
+	}
 }
 
 func mustRead(t *testing.T, p string) []byte {
