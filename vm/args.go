@@ -107,13 +107,14 @@ func diskArgs(disk string) []string {
 }
 
 // netArgs gives the guest one virtio NIC on QEMU's user network, with a
-// hostfwd rule per forwarded port.
+// hostfwd rule per forwarded port. The NIC has no option ROM (romfile=):
+// iPXE would only add a network boot attempt to firmware boots.
 func netArgs(ports []PortForward) []string {
 	netdev := "user,id=net0"
 	for _, p := range ports {
 		netdev += fmt.Sprintf(",hostfwd=%s:%s:%d-:%d", p.protocol(), p.hostIP(), p.HostPort, p.GuestPort)
 	}
-	return []string{"-netdev", netdev, "-device", "virtio-net-pci,netdev=net0"}
+	return []string{"-netdev", netdev, "-device", "virtio-net-pci,netdev=net0,romfile="}
 }
 
 // escapeOption doubles commas, QEMU's escape for a comma inside an option

@@ -48,7 +48,7 @@ func TestQEMUArgsDirectBoot(t *testing.T) {
 	if len(drives) != 1 || !strings.Contains(drives[0], "readonly=on") || !strings.HasSuffix(drives[0], "file=/l,,odd/rootfs.img") {
 		t.Errorf("rootfs drive %q: want one read-only drive with the comma escaped", drives)
 	}
-	if devices := flagValues(args, "-device"); !slices.Contains(devices, "virtio-blk-pci,drive=rootfs") || !slices.Contains(devices, "virtio-net-pci,netdev=net0") {
+	if devices := flagValues(args, "-device"); !slices.Contains(devices, "virtio-blk-pci,drive=rootfs") || !slices.Contains(devices, "virtio-net-pci,netdev=net0,romfile=") {
 		t.Errorf("devices %q: want virtio-blk for the rootfs and virtio-net", devices)
 	}
 	if slices.Contains(args, "-bios") || len(flagValues(args, "-drive")) != 1 {

@@ -97,6 +97,19 @@ func TestRunReportsAGuestThatDiesWithoutExitLine(t *testing.T) {
 	}
 }
 
+func TestRunStopsAGuestThatPrintsItsStatusButDoesNotPowerOff(t *testing.T) {
+	layout := bootLayout(t)
+	shortGrace := func(o *options) { o.poweroffGrace = time.Second }
+	status, err := Run(context.Background(), layout, WithTimeout(2*time.Minute), shortGrace,
+		WithKernelArgs("unitest=hang", "unitest_status=5"))
+	if err != nil || status != 5 {
+		t.Fatalf("hung guest after its exit line: status %d, %v; want 5 and no error", status, err)
+	}
+	if left := qemuPidsUsing(t, layout); len(left) != 0 {
+		t.Fatalf("QEMU left behind: pids %v", left)
+	}
+}
+
 func TestRunStopsQEMUWhenCancelled(t *testing.T) {
 	layout := bootLayout(t)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -159,4 +172,81 @@ func qemuPidsUsing(t *testing.T, layout string) []string {
 		}
 	}
 	return pids
+}
+
+// firmwareCopy copies the host's OVMF code and vars into a dir of the
+// test's own, so the test can check that the vars template stays unchanged.
+func firmwareCopy(t *testing.T) string {
+	t.Helper()
+	fw, err := findOVMF(DefaultFirmwareDirs())
+	if err != nil || fw.Code == "" {
+		t.Skipf("no split OVMF firmware (apt-get install ovmf): %v", err)
+	}
+	dir := t.TempDir()
+	for src, name := range map[string]string{fw.Code: "OVMF_CODE.fd", fw.Vars: "OVMF_VARS.fd"} {
+		data, err := os.ReadFile(src)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, name), data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir
+}
+
+// cancelOnConsole cancels a run once the console shows want.
+type cancelOnConsole struct {
+	syncBuffer
+	want   string
+	cancel context.CancelFunc
+}
+
+func (c *cancelOnConsole) Write(p []byte) (int, error) {
+	n, err := c.syncBuffer.Write(p)
+	if strings.Contains(c.String(), c.want) {
+		c.cancel()
+	}
+	return n, err
+}
+
+// No disk writer here (that is the image package's), so this boots OVMF on
+// an empty disk: it proves the firmware arrangement runs and prints to the
+// serial console, and that the vars template is left alone.
+func TestRunUEFIStartsOVMFOnTheSerialConsole(t *testing.T) {
+	layout := bootLayout(t)
+	fwDir := firmwareCopy(t)
+	varsBefore, _ := os.ReadFile(filepath.Join(fwDir, "OVMF_VARS.fd"))
+	if err := os.WriteFile(filepath.Join(layout, spec.DiskFile), make([]byte, 1<<20), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	console := &cancelOnConsole{want: "BdsDxe", cancel: cancel}
+	_, err := Run(ctx, layout, WithBoot(BootUEFI), WithFirmwareDirs(fwDir), WithConsole(console), WithTimeout(2*time.Minute))
+	if !errors.Is(err, context.Canceled) || !strings.Contains(console.String(), "BdsDxe") {
+		t.Fatalf("UEFI boot: %v\nconsole:\n%s", err, console.String())
+	}
+	varsAfter, _ := os.ReadFile(filepath.Join(fwDir, "OVMF_VARS.fd"))
+	if !bytes.Equal(varsBefore, varsAfter) {
+		t.Fatal("the OVMF vars template was modified")
+	}
+	if left := qemuPidsUsing(t, layout); len(left) != 0 {
+		t.Fatalf("QEMU left behind: pids %v", left)
+	}
+}
+
+func TestRunTimesOut(t *testing.T) {
+	layout := bootLayout(t)
+	start := time.Now()
+	_, err := Run(context.Background(), layout, WithTimeout(3*time.Second), WithKernelArgs("unitest=sleep"))
+	if err == nil || !strings.Contains(err.Error(), "timed out after 3s") {
+		t.Fatalf("want a timeout error, got %v", err)
+	}
+	if elapsed := time.Since(start); elapsed > 20*time.Second {
+		t.Fatalf("timeout of 3s took %v", elapsed)
+	}
+	if left := qemuPidsUsing(t, layout); len(left) != 0 {
+		t.Fatalf("QEMU left behind: pids %v", left)
+	}
 }

@@ -59,7 +59,7 @@ func testKernel(t *testing.T) string {
 
 // testInitSource is a stand-in for the real init: it prints the markers the
 // runner looks for. Kernel arguments that the kernel does not know reach it
-// as environment: unitest=exit|sleep|panic and unitest_status=N.
+// as environment: unitest=exit|sleep|panic|hang and unitest_status=N.
 const testInitSource = `package main
 
 import (
@@ -87,6 +87,11 @@ func main() {
 		return
 	}
 	fmt.Fprintln(console, "uni: exit status "+os.Getenv("unitest_status"))
+	if os.Getenv("unitest") == "hang" {
+		for {
+			time.Sleep(time.Hour)
+		}
+	}
 	syscall.Sync()
 	syscall.Reboot(syscall.LINUX_REBOOT_CMD_POWER_OFF)
 }
