@@ -16,11 +16,13 @@ type config struct {
 	workers   int
 }
 
-// Defaults: 128 KiB blocks as mksquashfs uses; zstd level 6, the lowest
-// level that gives images no larger than mksquashfs's gzip default.
+// Defaults: 128 KiB blocks as mksquashfs uses; zstd level 10 (the
+// encoder's best speed), the lowest that gives images no larger than
+// mksquashfs's gzip default on a Python standard library (level 6 came
+// out 4% larger) while still taking about a third of its CPU time.
 const (
 	DefaultBlockSize        = 128 << 10
-	DefaultCompressionLevel = 6
+	DefaultCompressionLevel = 10
 )
 
 func newConfig(opts []Option) (*config, error) {

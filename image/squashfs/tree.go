@@ -21,11 +21,11 @@ type node struct {
 }
 
 // buildNodes turns the tree into nodes, and lists its regular files in
-// the order their bytes are written.
+// the order their bytes are written (node.file indexes that list).
 func buildNodes(t *rootfs.Tree) (*node, []*rootfs.Entry, error) {
 	byPath := map[string]*node{}
 	var root *node
-	var files []*rootfs.Entry
+	var regular []*node
 	err := t.Walk(func(e *rootfs.Entry) error {
 		if basicType(e.Mode) == 0 {
 			return fmt.Errorf("squashfs: %s: unsupported file type %s", e.Path, e.Mode.Type())
@@ -48,8 +48,7 @@ func buildNodes(t *rootfs.Tree) (*node, []*rootfs.Entry, error) {
 		case e.IsDir():
 			byPath[e.Path] = n
 		case e.IsRegular():
-			n.file = len(files)
-			files = append(files, e)
+			regular = append(regular, n)
 		case e.IsSymlink():
 			if len(e.Link) == 0 || len(e.Link) > maxSymlinkLen {
 				return fmt.Errorf("squashfs: %s: symlink target length %d is not between 1 and %d", e.Path, len(e.Link), maxSymlinkLen)
@@ -63,7 +62,7 @@ func buildNodes(t *rootfs.Tree) (*node, []*rootfs.Entry, error) {
 	if root == nil {
 		return nil, nil, fmt.Errorf("squashfs: the tree has no root directory")
 	}
-	return root, files, nil
+	return root, numberFiles(regular), nil
 }
 
 // numberInodes gives inode numbers in the order writeDir writes the
@@ -105,4 +104,17 @@ func newIDTable(t *rootfs.Tree) (*idTable, error) {
 		it.index[id] = uint16(i)
 	}
 	return it, nil
+}
+
+// numberFiles numbers the regular files in the order their bytes are
+// written: the tree's own order, which keeps a directory's files (and a
+// module's sources and caches) together in shared fragment blocks; an
+// order by extension was tried and compressed worse on a Python tree.
+func numberFiles(nodes []*node) []*rootfs.Entry {
+	files := make([]*rootfs.Entry, len(nodes))
+	for i, n := range nodes {
+		n.file = i
+		files[i] = n.e
+	}
+	return files
 }
