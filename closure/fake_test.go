@@ -217,3 +217,33 @@ func TestLibcFiles(t *testing.T) {
 		}
 	}
 }
+
+func TestRpathOfLoadersUnlessRunpath(t *testing.T) {
+	tree := rootfs.NewTree()
+	addFile(t, tree, "/lib/ld-linux-aarch64.so.1", 0o755, lib(arm64(elf.ET_DYN), "ld-linux-aarch64.so.1"))
+	addFile(t, tree, "/rp/libmid.so", 0o644, lib(arm64(elf.ET_DYN), "libmid.so", "libdeep.so"))
+	addFile(t, tree, "/rp/libdeep.so", 0o644, lib(arm64(elf.ET_DYN), "libdeep.so"))
+	withRunpath := arm64(elf.ET_DYN)
+	withRunpath.soname, withRunpath.needed, withRunpath.runpath = "libmid2.so", []string{"libdeep2.so"}, "/elsewhere"
+	addFile(t, tree, "/rp/libmid2.so", 0o644, withRunpath.bytes())
+	addFile(t, tree, "/rp/libdeep2.so", 0o644, lib(arm64(elf.ET_DYN), "libdeep2.so"))
+	app := arm64(elf.ET_DYN)
+	app.interp, app.rpath = "/lib/ld-linux-aarch64.so.1", "/rp"
+	app.needed = []string{"libmid.so"}
+	addFile(t, tree, "/app", 0o755, app.bytes())
+	// libmid.so has no search path of its own: the executable's RPATH finds libdeep.so.
+	res, err := Resolve(tree, []string{"/app"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Contains(res.Paths, "/rp/libdeep.so") {
+		t.Fatalf("paths %v", res.Paths)
+	}
+	// libmid2.so has a RUNPATH: the executable's RPATH no longer applies to it.
+	app.needed = []string{"libmid2.so"}
+	addFile(t, tree, "/app", 0o755, app.bytes())
+	_, err = Resolve(tree, []string{"/app"})
+	if err == nil || !strings.Contains(err.Error(), "libdeep2.so, needed by /rp/libmid2.so, not found in [/elsewhere ") {
+		t.Fatalf("error %v", err)
+	}
+}

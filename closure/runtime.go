@@ -3,6 +3,7 @@ package closure
 import (
 	"fmt"
 	"path"
+	"regexp"
 	"strings"
 
 	"github.com/uniforge/packer-plugin-unikernel/rootfs"
@@ -54,5 +55,7 @@ func (r *resolver) applyRuntimes(prog *Program) error {
 
 // isSharedObjectName matches libfoo.so, libfoo.so.1, mod.cpython-311-x86_64-linux-gnu.so.
 func isSharedObjectName(name string) bool {
-	return strings.HasSuffix(name, ".so") || strings.Contains(name, ".so.")
+	return strings.HasSuffix(name, ".so") || sonameVersion.MatchString(name)
 }
+
+var sonameVersion = regexp.MustCompile(`\.so\.[0-9]`)
