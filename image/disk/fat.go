@@ -72,6 +72,14 @@ func (p *fatPlan) clusterOffset(c uint32) int64 {
 func planFAT(files []espFile) (*fatPlan, error) {
 	var payload int64
 	for _, f := range files {
+		if f.size > 0xFFFFFFFF {
+			return nil, fmt.Errorf("ESP file %s: %d bytes is more than FAT can hold (4 GiB - 1)", f.path, f.size)
+		}
+		for _, name := range strings.Split(f.path, "/") {
+			if !validShortName(name) {
+				return nil, fmt.Errorf("ESP file %s: %q is not an 8.3 name", f.path, name)
+			}
+		}
 		payload += f.size
 	}
 	size := roundUp(payload+payload/8+2*mib, mib)
