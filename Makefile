@@ -1,0 +1,61 @@
+# uni: build unikernels the way you build containers.
+#
+#   make demo   installs what it needs, builds example/hello-node, boots it, prints its HTTP answer
+#   make test   the whole suite (what .ci/run calls)
+
+GO          ?= go
+BIN         := bin
+UNI         := $(BIN)/uni
+INIT_BIN    := internal/initbin/uni-init
+GOBIN       := $(shell $(GO) env GOPATH)/bin
+REGISTRY    := $(GOBIN)/registry
+export SOURCE_DATE_EPOCH ?= 0
+
+# Debian packages the build and the tests use: QEMU and its firmware, GRUB's
+# boot images for the kernel bundle, squashfs-tools and cpio as test oracles.
+APT_PACKAGES := qemu-system-x86 qemu-utils ovmf grub-pc-bin grub-efi-amd64-bin grub-common \
+                squashfs-tools cpio kmod mtools fdisk curl nodejs
+
+.PHONY: all build deps test test-unit test-e2e demo examples bench fuzz clean
+
+all: build
+
+# The guest init is a static Go program embedded into uni.
+$(INIT_BIN): $(shell find init spec -name '*.go' -not -name '*_test.go')
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags='-s -w -buildid=' -o $@ ./init
+
+$(UNI): $(INIT_BIN) $(shell find . -name '*.go' -not -name '*_test.go' -not -path './example/*')
+	@mkdir -p $(BIN)
+	CGO_ENABLED=0 $(GO) build -trimpath -o $@ ./cmd/uni
+
+build: $(UNI)
+
+deps:
+	@scripts/install-deps.sh $(APT_PACKAGES)
+
+$(REGISTRY):
+	$(GO) install github.com/distribution/distribution/v3/cmd/registry@v3.1.2
+
+examples: example/hello-go/hello
+
+example/hello-go/hello: example/hello-go/main.go
+	cd example/hello-go && CGO_ENABLED=0 $(GO) build -trimpath -o hello .
+
+demo: deps build
+	@scripts/demo.sh $(UNI) example/hello-node 8083
+
+test: deps $(REGISTRY) build examples
+	$(GO) vet ./...
+	PATH="$(CURDIR)/$(BIN):$(GOBIN):$$PATH" $(GO) test -p 2 -timeout 40m ./...
+
+test-unit: $(INIT_BIN)
+	$(GO) test -short ./...
+
+bench: deps build examples
+	@bench/run.sh
+
+fuzz: $(INIT_BIN)
+	@scripts/fuzz.sh 20s
+
+clean:
+	rm -rf $(BIN) out $(INIT_BIN) example/hello-go/hello

@@ -1,0 +1,193 @@
+// Package engine is the embedded build engine: it turns a Unifile and its
+// build context into an image layout, in-process, with no daemon and no
+// root. It resolves what the Unifile names (base roots, context files, the
+// kernel bundle), cuts the unikernel's root from the last stage, and hands
+// it to package image.
+package engine
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+
+	"github.com/uniforge/packer-plugin-unikernel/image"
+	"github.com/uniforge/packer-plugin-unikernel/kernel"
+	"github.com/uniforge/packer-plugin-unikernel/rootfs"
+	"github.com/uniforge/packer-plugin-unikernel/spec"
+	"github.com/uniforge/packer-plugin-unikernel/unifile"
+)
+
+// Version is recorded in config.json.
+const Version = "0.1.0"
+
+// DefaultSourceDateEpoch is the time stamped on every output when
+// SOURCE_DATE_EPOCH is not set: a fixed one, so builds are reproducible
+// by default.
+const DefaultSourceDateEpoch = 0
+
+// Request is one build.
+type Request struct {
+	ContextDir string            // the build context
+	Unifile    string            // path of the Unifile (default ContextDir/Unifile)
+	BuildArgs  map[string]string // --build-arg
+	OutDir     string            // where the layout goes
+	Disk       bool              // also write disk.img
+	DataSize   int64             // bytes of a data partition on disk.img
+	CacheDir   string            // default rootfs.DefaultCacheDir()
+	HostRoot   string            // the root FROM host takes files from (default "/")
+	// SourceDateEpoch stamps every output; nil means the SOURCE_DATE_EPOCH
+	// variable, else DefaultSourceDateEpoch.
+	SourceDateEpoch *int64
+	Log             io.Writer // progress and warnings (default: discarded)
+}
+
+// Result describes a finished build.
+type Result struct {
+	Config   *spec.ImageConfig
+	Warnings []string
+}
+
+type builder struct {
+	req      Request
+	file     string // the Unifile's name in errors
+	cacheDir string
+	context  *buildContext
+	images   map[string]*rootfs.Image
+}
+
+// Build runs req and writes the image layout to req.OutDir.
+func Build(ctx context.Context, req Request) (*Result, error) {
+	if req.ContextDir == "" {
+		req.ContextDir = "."
+	}
+	if req.Unifile == "" {
+		req.Unifile = filepath.Join(req.ContextDir, unifile.DefaultFilename)
+	}
+	if req.HostRoot == "" {
+		req.HostRoot = "/"
+	}
+	if req.Log == nil {
+		req.Log = io.Discard
+	}
+	b := &builder{req: req, file: req.Unifile, images: map[string]*rootfs.Image{}}
+	var err error
+	if b.cacheDir = req.CacheDir; b.cacheDir == "" {
+		if b.cacheDir, err = rootfs.DefaultCacheDir(); err != nil {
+			return nil, err
+		}
+	}
+	epoch, err := sourceDateEpoch(req.SourceDateEpoch)
+	if err != nil {
+		return nil, err
+	}
+	src, err := os.ReadFile(req.Unifile)
+	if err != nil {
+		return nil, fmt.Errorf("read the Unifile: %w", err)
+	}
+	u, err := unifile.Parse(bytes.NewReader(src), unifile.Options{Filename: req.Unifile, BuildArgs: req.BuildArgs})
+	if err != nil {
+		return nil, err
+	}
+	if err := unifile.CheckEmbedded(u); err != nil {
+		return nil, err
+	}
+	res := &Result{}
+	for _, w := range u.Warnings {
+		res.Warnings = append(res.Warnings, w.String())
+		fmt.Fprintln(req.Log, "warning:", w.String())
+	}
+	if b.context, err = openContext(req.ContextDir, req.Unifile); err != nil {
+		return nil, err
+	}
+
+	final, err := b.stages(ctx, u)
+	if err != nil {
+		return nil, err
+	}
+	plan, err := b.finalRoot(u.Final(), final)
+	if err != nil {
+		return nil, err
+	}
+	res.Warnings = append(res.Warnings, plan.warnings...)
+	b.progress("kernel %s", plan.settings.Kernel)
+	bundle, err := kernel.Resolve(ctx, plan.settings.Kernel, kernel.WithCacheDir(filepath.Join(b.cacheDir, "kernels")))
+	if err != nil {
+		return nil, b.lineErr(plan.kernelLine, "KERNEL %s: %v", plan.settings.Kernel, err)
+	}
+	plan.config.Build = spec.BuildInfo{SourceDateEpoch: epoch, Tool: "uni " + Version}
+	b.progress("writing %s", req.OutDir)
+	cfg, err := image.Assemble(image.Input{
+		Root:       plan.root,
+		Config:     plan.config,
+		Bundle:     bundle,
+		KernelName: plan.settings.Kernel,
+		Disk:       req.Disk,
+		DataSize:   req.DataSize,
+		ModTime:    epoch,
+	}, req.OutDir)
+	if err != nil {
+		return nil, err
+	}
+	res.Config = cfg
+	return res, nil
+}
+
+// stages builds every stage's root in order and returns the last one's.
+func (b *builder) stages(ctx context.Context, u *unifile.Unifile) (*stageRoot, error) {
+	done := make([]*stageRoot, 0, len(u.Stages))
+	for _, st := range u.Stages {
+		lower, img, err := b.baseRoot(ctx, st, done)
+		if err != nil {
+			return nil, err
+		}
+		root := &stageRoot{upper: rootfs.NewTree(), image: img}
+		root.fs = rootfs.Overlay{Upper: root.upper, Lower: lower}
+		for _, ins := range st.Instructions {
+			if c, ok := ins.(*unifile.Copy); ok {
+				if err := b.copyInto(ctx, root, c, done); err != nil {
+					return nil, err
+				}
+			}
+		}
+		done = append(done, root)
+	}
+	return done[len(done)-1], nil
+}
+
+// chown resolves a COPY --chown value in the stage's root.
+func (b *builder) chown(root *stageRoot, s string) (uint32, uint32, error) {
+	var fsys rootfs.FS
+	if root.fs.Lower != nil {
+		fsys = root.fs
+	}
+	return resolveUser(fsys, s)
+}
+
+func (b *builder) progress(format string, args ...any) {
+	fmt.Fprintf(b.req.Log, "==> "+format+"\n", args...)
+}
+
+// lineErr is an error located at a line of the Unifile.
+func (b *builder) lineErr(loc unifile.Location, format string, args ...any) error {
+	return &unifile.Error{File: b.file, Line: loc.Line, Msg: fmt.Sprintf(format, args...)}
+}
+
+func sourceDateEpoch(given *int64) (int64, error) {
+	if given != nil {
+		return *given, nil
+	}
+	s := os.Getenv("SOURCE_DATE_EPOCH")
+	if s == "" {
+		return DefaultSourceDateEpoch, nil
+	}
+	v, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || v < 0 {
+		return 0, errors.New("SOURCE_DATE_EPOCH: want a non-negative number of seconds")
+	}
+	return v, nil
+}

@@ -1,0 +1,188 @@
+package engine
+
+import (
+	"context"
+	"fmt"
+	"io/fs"
+	"path"
+	"strings"
+
+	"github.com/uniforge/packer-plugin-unikernel/rootfs"
+	"github.com/uniforge/packer-plugin-unikernel/unifile"
+)
+
+// stageRoot is a stage's root as the build goes: its base, and what COPY
+// wrote over it.
+type stageRoot struct {
+	upper *rootfs.Tree
+	fs    rootfs.Overlay
+	image *rootfs.Image // the base image, for its config; nil for scratch and host
+}
+
+// baseRoot returns the FS a stage starts from.
+func (b *builder) baseRoot(ctx context.Context, st *unifile.Stage, done []*stageRoot) (rootfs.FS, *rootfs.Image, error) {
+	switch st.Base.Kind {
+	case unifile.BaseScratch:
+		return nil, nil, nil
+	case unifile.BaseHost:
+		return rootfs.HostFS{Root: b.req.HostRoot}, nil, nil
+	case unifile.BaseStage:
+		prev := done[st.Base.Stage]
+		return prev.fs, prev.image, nil
+	default:
+		img, err := b.pull(ctx, st.Base.Ref)
+		if err != nil {
+			return nil, nil, b.lineErr(st.Location, "FROM %s: %v", st.Base.Ref, err)
+		}
+		return img.Tree, img, nil
+	}
+}
+
+// pull fetches an image once per build.
+func (b *builder) pull(ctx context.Context, ref string) (*rootfs.Image, error) {
+	if img, ok := b.images[ref]; ok {
+		return img, nil
+	}
+	b.progress("pulling %s", ref)
+	img, err := rootfs.PullImage(ctx, ref, rootfs.WithCacheDir(b.cacheDir))
+	if err != nil {
+		return nil, err
+	}
+	b.images[ref] = img
+	return img, nil
+}
+
+// copyInto carries out one COPY into the stage root.
+func (b *builder) copyInto(ctx context.Context, root *stageRoot, c *unifile.Copy, done []*stageRoot) error {
+	var srcs []source
+	for _, s := range c.Sources {
+		got, err := b.copySources(ctx, c, s, done)
+		if err != nil {
+			return b.lineErr(c.Location, "COPY %s: %v", s, err)
+		}
+		srcs = append(srcs, got...)
+	}
+	for _, in := range c.Inline {
+		srcs = append(srcs, source{rel: in.Name, entry: &rootfs.Entry{Path: "/" + in.Name, Mode: 0o644, Data: []byte(in.Content)}})
+	}
+	uid, gid, err := b.chown(root, c.Chown)
+	if err != nil {
+		return b.lineErr(c.Location, "COPY --chown=%s: %v", c.Chown, err)
+	}
+	dest := c.Dest
+	if !path.IsAbs(dest) {
+		dest = path.Join(c.Workdir, dest)
+		if c.Workdir == "" {
+			dest = "/" + dest
+		}
+	}
+	intoDir := strings.HasSuffix(c.Dest, "/") || len(c.Sources)+len(c.Inline) > 1 || len(srcs) > 1 || isDir(root.fs, dest)
+	if len(srcs) == 1 && srcs[0].entry.IsDir() {
+		intoDir = true
+	}
+	dest = realDest(root.fs, rootfs.Clean(dest))
+	for _, s := range srcs {
+		e := *s.entry
+		e.Path = dest
+		if intoDir {
+			e.Path = rootfs.Clean(dest + "/" + s.rel)
+		}
+		if c.From.Kind == unifile.FromContext || c.Chown != "" {
+			e.UID, e.GID = uid, gid
+		}
+		if c.Chmod != nil && !e.IsSymlink() {
+			e.Mode = e.Mode&^(fs.ModePerm|fs.ModeSetuid|fs.ModeSetgid|fs.ModeSticky) | chmodBits(*c.Chmod)
+		}
+		if err := root.upper.Add(e); err != nil {
+			return b.lineErr(c.Location, "COPY to %s: %v", e.Path, err)
+		}
+	}
+	if intoDir {
+		if err := root.upper.Add(rootfs.Entry{Path: dest, Mode: fs.ModeDir | 0o755, UID: uid, GID: gid}); err != nil {
+			return b.lineErr(c.Location, "COPY to %s: %v", dest, err)
+		}
+	}
+	return nil
+}
+
+// copySources expands one source of a COPY, from the context, an earlier
+// stage or an image.
+func (b *builder) copySources(ctx context.Context, c *unifile.Copy, src string, done []*stageRoot) ([]source, error) {
+	switch c.From.Kind {
+	case unifile.FromStage:
+		return fsSources(done[c.From.Stage].fs, src)
+	case unifile.FromImage:
+		img, err := b.pull(ctx, c.From.Ref)
+		if err != nil {
+			return nil, err
+		}
+		return fsSources(img.Tree, src)
+	default:
+		return b.context.sources(src)
+	}
+}
+
+// fsSources returns the path src of fsys (following a link at src itself);
+// a directory yields everything below it.
+func fsSources(fsys rootfs.FS, src string) ([]source, error) {
+	if fsys == nil {
+		return nil, fmt.Errorf("not found: the stage is empty")
+	}
+	e, _, err := rootfs.Resolve(fsys, src)
+	if err != nil {
+		return nil, err
+	}
+	if !e.IsDir() {
+		c := *e
+		return []source{{rel: path.Base(rootfs.Clean(src)), entry: &c}}, nil
+	}
+	var out []source
+	var walk func(dir, rel string) error
+	walk = func(dir, rel string) error {
+		kids, err := fsys.ReadDir(dir)
+		if err != nil {
+			return err
+		}
+		for _, k := range kids {
+			r := path.Join(rel, path.Base(k.Path))
+			c := *k
+			out = append(out, source{rel: r, entry: &c})
+			if k.IsDir() {
+				if err := walk(k.Path, r); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	}
+	return out, walk(e.Path, "")
+}
+
+func isDir(fsys rootfs.FS, p string) bool {
+	e, _, err := rootfs.Resolve(fsys, p)
+	return err == nil && e.IsDir()
+}
+
+// realDest follows links in the parents of dest, so that COPY into /lib/x
+// on a root where /lib links to usr/lib writes /usr/lib/x and keeps the link.
+func realDest(fsys rootfs.FS, dest string) string {
+	dir, base := path.Split(dest)
+	if e, _, err := rootfs.Resolve(fsys, dir); err == nil && e.IsDir() {
+		return rootfs.Clean(e.Path + "/" + base)
+	}
+	return dest
+}
+
+func chmodBits(m uint32) fs.FileMode {
+	mode := fs.FileMode(m) & fs.ModePerm
+	if m&0o4000 != 0 {
+		mode |= fs.ModeSetuid
+	}
+	if m&0o2000 != 0 {
+		mode |= fs.ModeSetgid
+	}
+	if m&0o1000 != 0 {
+		mode |= fs.ModeSticky
+	}
+	return mode
+}

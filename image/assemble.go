@@ -1,0 +1,239 @@
+// Package image assembles an image layout (DESIGN.md "The image layout"):
+// kernel, initrd, rootfs.img, config.json and, on request, disk.img. It is
+// the one place that turns a root tree, an image config and a kernel bundle
+// into bytes, so the CLI, the Packer builder and the BuildKit frontend give
+// the same outputs for the same inputs.
+package image
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
+	"strings"
+
+	"github.com/uniforge/packer-plugin-unikernel/image/disk"
+	"github.com/uniforge/packer-plugin-unikernel/image/initrd"
+	"github.com/uniforge/packer-plugin-unikernel/image/squashfs"
+	"github.com/uniforge/packer-plugin-unikernel/internal/initbin"
+	"github.com/uniforge/packer-plugin-unikernel/kernel"
+	"github.com/uniforge/packer-plugin-unikernel/rootfs"
+	"github.com/uniforge/packer-plugin-unikernel/spec"
+)
+
+// DefaultCmdline is the kernel command line of every image. The console is
+// the first serial port; quiet keeps the serial console (slow under
+// emulation) for the app; panic=-1 turns a kernel panic into a reboot,
+// which QEMU's -no-reboot turns into an exit. The rest skips probing that a
+// VM does not need (legacy keyboard controller, TSC calibration checks).
+const DefaultCmdline = "console=ttyS0 quiet panic=-1 tsc=reliable no_timer_check i8042.noaux i8042.nomux i8042.nopnp i8042.dumbkbd cryptomgr.notests random.trust_cpu=on"
+
+// SuperblockBytes is how much of the rootfs the init hashes to find it.
+const SuperblockBytes = 4096
+
+// Input is what an image is made of.
+type Input struct {
+	Root   *rootfs.Tree     // the app's root: the closure, COPYs and INCLUDEs
+	Config spec.ImageConfig // everything but Kernel, Rootfs and Cmdline, which Assemble fills in
+	Bundle *kernel.Bundle
+	// KernelName is the name the bundle was asked for (KERNEL), recorded in config.json.
+	KernelName string
+	Disk       bool  // also write disk.img
+	DataSize   int64 // bytes of an empty data partition on disk.img
+	ModTime    int64 // every timestamp in every output (SOURCE_DATE_EPOCH)
+}
+
+// Assemble writes the image layout of in to dir. Everything is written into
+// a temporary directory beside dir and renamed over it at the end, so a
+// failed build leaves dir as it was.
+func Assemble(in Input, dir string) (*spec.ImageConfig, error) {
+	dir = filepath.Clean(dir)
+	if err := os.MkdirAll(filepath.Dir(dir), 0o755); err != nil {
+		return nil, err
+	}
+	tmp, err := os.MkdirTemp(filepath.Dir(dir), "."+filepath.Base(dir)+".tmp-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(tmp)
+	cfg, err := writeLayout(in, tmp)
+	if err != nil {
+		return nil, err
+	}
+	if err := os.Chmod(tmp, 0o755); err != nil {
+		return nil, err
+	}
+	return cfg, replaceDir(tmp, dir)
+}
+
+func writeLayout(in Input, dir string) (*spec.ImageConfig, error) {
+	cfg := in.Config
+	cfg.SchemaVersion = 1
+	cfg.Kernel = in.Bundle.Ref(in.KernelName)
+	if cfg.Cmdline == "" {
+		cfg.Cmdline = DefaultCmdline
+	}
+	cfg.BootModes = []string{"direct"}
+	if in.Disk {
+		cfg.BootModes = []string{"direct", "uefi", "bios"}
+	}
+
+	rootfsPath := filepath.Join(dir, spec.RootfsFile)
+	if err := squashfs.WriteFile(rootfsPath, in.Root, squashfs.WithModTime(in.ModTime)); err != nil {
+		return nil, fmt.Errorf("write %s: %w", spec.RootfsFile, err)
+	}
+	ref, err := describeRootfs(rootfsPath)
+	if err != nil {
+		return nil, err
+	}
+	cfg.Rootfs = ref
+
+	if err := copyFile(in.Bundle.KernelPath(), filepath.Join(dir, spec.KernelFile)); err != nil {
+		return nil, fmt.Errorf("copy the kernel: %w", err)
+	}
+	if err := writeInitrd(filepath.Join(dir, spec.InitrdFile), in.Bundle, initConfig(cfg), in.ModTime); err != nil {
+		return nil, fmt.Errorf("write %s: %w", spec.InitrdFile, err)
+	}
+	if in.Disk {
+		if err := WriteDisk(dir, in.Bundle, cfg.Cmdline, in.DataSize, in.ModTime); err != nil {
+			return nil, err
+		}
+	}
+	b, err := json.MarshalIndent(cfg, "", "  ")
+	if err != nil {
+		return nil, err
+	}
+	return &cfg, os.WriteFile(filepath.Join(dir, spec.ConfigFile), append(b, '\n'), 0o644)
+}
+
+// WriteDisk writes disk.img of the layout in dir, from its other files and
+// the bundle's boot loaders.
+func WriteDisk(dir string, b *kernel.Bundle, cmdline string, dataSize, modTime int64) error {
+	err := disk.Write(filepath.Join(dir, spec.DiskFile), disk.Inputs{
+		Kernel:        filepath.Join(dir, spec.KernelFile),
+		Initrd:        filepath.Join(dir, spec.InitrdFile),
+		Rootfs:        filepath.Join(dir, spec.RootfsFile),
+		Cmdline:       cmdline,
+		BIOSBootImage: b.BootFile(kernel.BIOSBootImage),
+		BIOSCoreImage: b.BootFile(kernel.BIOSCoreImage),
+		EFIImage:      b.BootFile(kernel.EFIImage),
+		DataSize:      dataSize,
+	}, disk.WithModTime(modTime))
+	if err != nil {
+		return fmt.Errorf("write %s: %w", spec.DiskFile, err)
+	}
+	return nil
+}
+
+// initConfig is the part of the image config the init needs.
+func initConfig(cfg spec.ImageConfig) spec.InitConfig {
+	ic := spec.InitConfig{
+		Args:                   cfg.Entrypoint,
+		Env:                    cfg.Env,
+		WorkingDir:             cfg.WorkingDir,
+		Hostname:               cfg.Hostname,
+		RootfsSuperblockDigest: cfg.Rootfs.SuperblockDigest,
+		RootfsType:             cfg.Rootfs.Type,
+	}
+	if cfg.User != nil {
+		ic.UID, ic.GID = cfg.User.UID, cfg.User.GID
+	}
+	return ic
+}
+
+// describeRootfs hashes rootfs.img whole and its first SuperblockBytes.
+func describeRootfs(p string) (spec.RootfsRef, error) {
+	f, err := os.Open(p)
+	if err != nil {
+		return spec.RootfsRef{}, err
+	}
+	defer f.Close()
+	head := make([]byte, SuperblockBytes)
+	n, err := io.ReadFull(f, head)
+	if err != nil && err != io.ErrUnexpectedEOF {
+		return spec.RootfsRef{}, err
+	}
+	// A rootfs smaller than SuperblockBytes is hashed as the init reads it:
+	// the block device rounds up with zeros.
+	for i := n; i < len(head); i++ {
+		head[i] = 0
+	}
+	sb := sha256.Sum256(head)
+	whole := sha256.New()
+	whole.Write(head[:n])
+	size, err := io.Copy(whole, f)
+	if err != nil {
+		return spec.RootfsRef{}, err
+	}
+	return spec.RootfsRef{
+		Type:             "squashfs",
+		Digest:           "sha256:" + hex.EncodeToString(whole.Sum(nil)),
+		Size:             size + int64(n),
+		SuperblockDigest: "sha256:" + hex.EncodeToString(sb[:]),
+	}, nil
+}
+
+// writeInitrd writes the initrd: the init, its config, and the modules the
+// targets need with the index the init loads them by.
+func writeInitrd(p string, b *kernel.Bundle, ic spec.InitConfig, modTime int64) error {
+	mods, err := b.ModuleSet(kernel.DefaultModules()...)
+	if err != nil {
+		return err
+	}
+	t := rootfs.NewTree()
+	idx := spec.ModuleIndex{KernelRelease: b.Desc.Release, Always: []string{"squashfs"}}
+	for _, m := range mods {
+		inInitrd := path.Join("/lib/modules", m.Name+".ko")
+		if err := t.Add(rootfs.Entry{Path: inInitrd, Mode: 0o644, HostPath: m.Path, Size: fileSize(m.Path)}); err != nil {
+			return err
+		}
+		m.Path = inInitrd
+		idx.Modules = append(idx.Modules, m)
+	}
+	if !hasModule(mods, "squashfs") {
+		idx.Always = nil // built into this kernel
+	}
+	for _, f := range []struct {
+		path string
+		v    any
+	}{{spec.InitConfigPath, ic}, {spec.ModuleIndexPath, idx}} {
+		j, err := json.Marshal(f.v)
+		if err != nil {
+			return err
+		}
+		if err := t.Add(rootfs.Entry{Path: f.path, Mode: 0o644, Data: j}); err != nil {
+			return err
+		}
+	}
+	if err := t.Add(rootfs.Entry{Path: spec.InitPath, Mode: 0o755, Data: initbin.Binary()}); err != nil {
+		return err
+	}
+	for _, d := range []string{"/dev", "/proc", "/sys", "/newroot", "/run", "/tmp"} {
+		if err := t.Add(rootfs.Entry{Path: d, Mode: fs.ModeDir | 0o755}); err != nil {
+			return err
+		}
+	}
+	return writeFileWith(p, func(w io.Writer) error { return initrd.Write(w, t, initrd.WithModTime(modTime)) })
+}
+
+func hasModule(mods []spec.Module, name string) bool {
+	for _, m := range mods {
+		if strings.EqualFold(m.Name, name) {
+			return true
+		}
+	}
+	return false
+}
+
+func fileSize(p string) int64 {
+	fi, err := os.Stat(p)
+	if err != nil {
+		return 0
+	}
+	return fi.Size()
+}
