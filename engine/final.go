@@ -221,4 +221,3 @@ func userLine(st *unifile.Stage) unifile.Location {
 	}
 	return loc
 }
-

@@ -185,4 +185,3 @@ func guessPorts(src []byte) []int {
 	}
 	return out
 }
-
