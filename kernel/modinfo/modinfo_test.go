@@ -127,3 +127,17 @@ func TestRealModulesAgainstKmod(t *testing.T) {
 	}
 	t.Logf("%d modules compared with kmod", count)
 }
+
+// testdata/tiny.ko is a relocatable ELF made with
+// printf '.section .modinfo,"a"\n.asciz "license=GPL"\n…' | as -o tiny.ko
+// (see the strings below): the smallest file with a real .modinfo section.
+func TestReadFileTinyModule(t *testing.T) {
+	got, err := ReadFile(filepath.Join("testdata", "tiny.ko"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := &Info{Name: "tiny_mod", Depends: []string{"virtio", "crc_itu_t"}, Aliases: []string{"virtio:d00000002v*"}, License: "GPL"}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("got %+v, want %+v", got, want)
+	}
+}
