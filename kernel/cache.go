@@ -24,6 +24,10 @@ func install(cfg *config, stage string, desc Descriptor) (*Bundle, error) {
 		return nil, err
 	}
 	desc.Digest = digest
+	// A fetched bundle comes with its descriptor; write it afresh with the checked digest.
+	if err := os.Remove(filepath.Join(stage, DescriptorFile)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return nil, err
+	}
 	if err := writeJSON(filepath.Join(stage, DescriptorFile), desc); err != nil {
 		return nil, err
 	}
