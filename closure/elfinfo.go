@@ -85,19 +85,24 @@ func openAt(e *rootfs.Entry) (io.ReaderAt, io.Closer, error) {
 }
 
 // parseELF reads the parts of an ELF object the closure needs. Malformed
-// input gives an error, never a panic.
+// input gives an error, never a panic (the fuzz test runs decodeELF
+// itself, so that a panic there is found rather than hidden).
 func parseELF(r io.ReaderAt) (info *elfInfo, err error) {
 	defer func() {
 		if p := recover(); p != nil {
 			info, err = nil, fmt.Errorf("malformed ELF: %v", p)
 		}
 	}()
+	return decodeELF(r)
+}
+
+func decodeELF(r io.ReaderAt) (*elfInfo, error) {
 	f, err := elf.NewFile(r)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
-	info = &elfInfo{Class: f.Class, Data: f.Data, Machine: f.Machine, Type: f.Type}
+	info := &elfInfo{Class: f.Class, Data: f.Data, Machine: f.Machine, Type: f.Type}
 	info.IsGo = f.Section(".go.buildinfo") != nil || f.Section(".note.go.buildid") != nil
 	var dyn *elf.Prog
 	for _, p := range f.Progs {
