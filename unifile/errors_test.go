@@ -100,3 +100,14 @@ func TestErrorFilename(t *testing.T) {
 		t.Errorf("error = %#v", err)
 	}
 }
+
+func TestImageBaseMayBringTheEntrypoint(t *testing.T) {
+	for _, src := range []string{
+		"FROM registry.example/app:1\nUSER app\n",
+		"FROM registry.example/app:1 AS base\nFROM base\nENV A=1\n",
+	} {
+		if _, err := Parse(strings.NewReader(src), Options{}); err != nil {
+			t.Errorf("%q: %v (the base image may have an ENTRYPOINT)", src, err)
+		}
+	}
+}

@@ -287,7 +287,9 @@ func (p *parseState) finish(root *parser.Node) error {
 		}
 	}
 	final := p.u.Final()
-	if len(final.Argv()) == 0 {
+	// A base image may bring its own ENTRYPOINT or CMD, which only the
+	// engine sees; without one at the bottom of the stage chain, nothing runs.
+	if len(final.Argv()) == 0 && p.u.baseKind(final) != BaseImage {
 		return p.errorf(final.Line, "no ENTRYPOINT or CMD in the last stage: nothing to run")
 	}
 	var unused []string
@@ -345,4 +347,12 @@ func (p *parseState) flags(keyword string, n *parser.Node, loc Location, allowed
 		values[key] = value
 	}
 	return values, nil
+}
+
+// baseKind follows FROM <stage> links down to where st's root comes from.
+func (u *Unifile) baseKind(st *Stage) BaseKind {
+	for st.Base.Kind == BaseStage && st.Base.Stage < st.Index {
+		st = u.Stages[st.Base.Stage]
+	}
+	return st.Base.Kind
 }
