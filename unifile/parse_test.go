@@ -106,7 +106,7 @@ func TestWorkdir(t *testing.T) {
 
 func TestExpose(t *testing.T) {
 	s := final(t, "EXPOSE 80 53/udp 8000-8002\nEXPOSE 80/tcp 443/TCP\nARG P=9000\nEXPOSE $P")
-	want := []spec.Port{{80, "tcp"}, {443, "tcp"}, {8000, "tcp"}, {8001, "tcp"}, {8002, "tcp"}, {9000, "tcp"}, {53, "udp"}}
+	want := []spec.Port{{Port: 80, Protocol: "tcp"}, {Port: 443, Protocol: "tcp"}, {Port: 8000, Protocol: "tcp"}, {Port: 8001, Protocol: "tcp"}, {Port: 8002, Protocol: "tcp"}, {Port: 9000, Protocol: "tcp"}, {Port: 53, Protocol: "udp"}}
 	if !reflect.DeepEqual(s.ExposedPorts, want) {
 		t.Errorf("ExposedPorts = %v, want %v", s.ExposedPorts, want)
 	}
