@@ -79,7 +79,13 @@ func run(con *console) (int, error) {
 	if err := readJSON(spec.ModuleIndexPath, &idx); err != nil {
 		return 0, err
 	}
-	loader, err := modprobe.New(&idx, "/")
+	var trace []modprobe.Option
+	if con.debug {
+		trace = append(trace, modprobe.WithTrace(func(name string, took time.Duration) {
+			con.mark(fmt.Sprintf("module %s loaded in %.1fms", name, float64(took.Microseconds())/1000))
+		}))
+	}
+	loader, err := modprobe.New(&idx, "/", trace...)
 	if err != nil {
 		return 0, fmt.Errorf("%s: %w", spec.ModuleIndexPath, err)
 	}
@@ -103,12 +109,16 @@ func run(con *console) (int, error) {
 	netDone := make(chan *netconf.Result, 1)
 	go func() { netDone <- bringUpNetwork(con, cfg.Network, modulesDone) }()
 
+	// The disk driver adds its disks (and their partitions) while it is
+	// loaded, so the search starts after the coldplug rather than polling
+	// beside it: the guest usually has one CPU, and polling would slow the
+	// module loads down.
+	<-modulesDone
 	dev, err := waitForRootDevice(cfg.RootfsSuperblockDigest, rootfsWait)
 	if err != nil {
 		return 0, err
 	}
 	con.mark("rootfs found on " + dev)
-	<-modulesDone // the filesystem module must be in before the mount
 	if err := switchRoot(dev, cfg.RootfsType); err != nil {
 		return 0, err
 	}

@@ -16,7 +16,7 @@ const superblockSize = 4096
 
 // rootPollInterval is how often the block devices are looked at again while
 // the rootfs has not appeared.
-const rootPollInterval = 5 * time.Millisecond
+const rootPollInterval = 10 * time.Millisecond
 
 // waitForRootDevice returns the /dev path of the block device (a whole disk
 // or a partition) whose first 4096 bytes have the given digest, waiting up to

@@ -11,6 +11,7 @@ import (
 	"path"
 	"strings"
 	"sync"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -24,6 +25,7 @@ type Loader struct {
 	modules map[string]*spec.Module
 	ordered []*spec.Module // index order, for reproducible matching
 	insert  func(path string) error
+	trace   func(name string, took time.Duration)
 
 	mu    sync.Mutex
 	loads map[string]*load
@@ -42,6 +44,12 @@ type Option func(*Loader)
 // without a kernel.
 func WithInsert(insert func(path string) error) Option {
 	return func(l *Loader) { l.insert = insert }
+}
+
+// WithTrace has trace called after each module is inserted, with how long
+// the kernel took: the boot-time budget is spent here.
+func WithTrace(trace func(name string, took time.Duration)) Option {
+	return func(l *Loader) { l.trace = trace }
 }
 
 // NormalizeName spells a module name as the kernel does, with '_' for '-'.
@@ -132,8 +140,12 @@ func (l *Loader) loadAfterDeps(m *spec.Module) error {
 		return fmt.Errorf("module %s: %w", m.Name, err)
 	}
 	p := path.Join(l.root, path.Clean("/"+m.Path))
+	start := time.Now()
 	if err := l.insert(p); err != nil {
 		return fmt.Errorf("module %s (%s): %w", m.Name, p, err)
+	}
+	if l.trace != nil {
+		l.trace(m.Name, time.Since(start))
 	}
 	return nil
 }
