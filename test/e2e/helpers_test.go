@@ -1,0 +1,230 @@
+// Package e2e drives the real uni binary, as a user would: it builds
+// Unifiles, boots the images in QEMU and checks what the app inside does.
+// `make test` builds bin/uni first and puts it on PATH.
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// repoRoot is the repository's top directory.
+func repoRoot(t *testing.T) string {
+	t.Helper()
+	_, file, _, _ := runtime.Caller(0)
+	return filepath.Clean(filepath.Join(filepath.Dir(file), "..", ".."))
+}
+
+// uniBinary finds the uni under test: $UNI, else bin/uni of this checkout.
+func uniBinary(t *testing.T) string {
+	t.Helper()
+	if p := os.Getenv("UNI"); p != "" {
+		return p
+	}
+	p := filepath.Join(repoRoot(t), "bin", "uni")
+	if _, err := os.Stat(p); err != nil {
+		t.Fatalf("no uni binary at %s: run `make build` (or `make test`) first", p)
+	}
+	return p
+}
+
+func needBoot(t *testing.T) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("boots a VM; skipped with -short")
+	}
+	if _, err := exec.LookPath("qemu-system-x86_64"); err != nil {
+		t.Fatal("qemu-system-x86_64 is missing: `make deps` installs it")
+	}
+}
+
+// cacheEnv gives uni a cache shared by the tests of one run (kernel bundle,
+// image layers), so only the first build pays for the kernel import.
+func cacheEnv(t *testing.T) []string {
+	dir := os.Getenv("UNI_CACHE_DIR")
+	if dir == "" {
+		base, err := os.UserCacheDir()
+		if err != nil {
+			t.Fatal(err)
+		}
+		dir = filepath.Join(base, "uni")
+	}
+	return append(os.Environ(), "UNI_CACHE_DIR="+dir)
+}
+
+// uni runs the uni binary to completion and returns its combined output
+// and exit status.
+func uni(t *testing.T, dir string, args ...string) (string, int) {
+	t.Helper()
+	cmd := exec.Command(uniBinary(t), args...)
+	cmd.Dir = dir
+	cmd.Env = cacheEnv(t)
+	out, err := cmd.CombinedOutput()
+	status := 0
+	if err != nil {
+		ee, ok := err.(*exec.ExitError)
+		if !ok {
+			t.Fatalf("uni %v: %v", args, err)
+		}
+		status = ee.ExitCode()
+	}
+	return string(out), status
+}
+
+// mustUni runs uni and fails the test unless it exits 0.
+func mustUni(t *testing.T, dir string, args ...string) string {
+	t.Helper()
+	out, status := uni(t, dir, args...)
+	if status != 0 {
+		t.Fatalf("uni %s: exit %d\n%s", strings.Join(args, " "), status, out)
+	}
+	return out
+}
+
+// syncBuffer is a console log that the test reads while uni writes it.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// running is a `uni run` in the background.
+type running struct {
+	cmd     *exec.Cmd
+	console *syncBuffer
+	done    chan error
+}
+
+func startUni(t *testing.T, dir string, args ...string) *running {
+	t.Helper()
+	cmd := exec.Command(uniBinary(t), args...)
+	cmd.Dir = dir
+	cmd.Env = cacheEnv(t)
+	r := &running{cmd: cmd, console: &syncBuffer{}, done: make(chan error, 1)}
+	cmd.Stdout, cmd.Stderr = r.console, r.console
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { r.done <- cmd.Wait() }()
+	t.Cleanup(func() {
+		if r.cmd.ProcessState == nil {
+			r.cmd.Process.Signal(os.Interrupt)
+			select {
+			case <-r.done:
+			case <-time.After(20 * time.Second):
+				r.cmd.Process.Kill()
+			}
+		}
+		if t.Failed() {
+			t.Logf("console of uni %v:\n%s", args, r.console.String())
+		}
+	})
+	return r
+}
+
+// httpGet polls url until it answers or the VM stops or time runs out.
+func (r *running) httpGet(t *testing.T, url string, within time.Duration) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), within)
+	defer cancel()
+	client := &http.Client{Timeout: 3 * time.Second}
+	for {
+		resp, err := client.Get(url)
+		if err == nil {
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			return string(body)
+		}
+		select {
+		case err := <-r.done:
+			r.done <- err
+			t.Fatalf("uni run ended (%v) before %s answered", err, url)
+		case <-ctx.Done():
+			t.Fatalf("%s did not answer within %s", url, within)
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+}
+
+// stop sends SIGTERM to uni run and waits for it.
+func (r *running) stop(t *testing.T) error {
+	t.Helper()
+	r.cmd.Process.Signal(os.Interrupt)
+	select {
+	case err := <-r.done:
+		return err
+	case <-time.After(30 * time.Second):
+		t.Fatal("uni run did not stop within 30s of SIGINT")
+		return nil
+	}
+}
+
+// freePort returns a TCP port nothing listens on now.
+func freePort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// writeFiles writes name → content into dir.
+func writeFiles(t *testing.T, dir string, files map[string]string) {
+	t.Helper()
+	for name, content := range files {
+		p := filepath.Join(dir, name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// buildStatic builds a Go program (source text) as a static binary at out.
+func buildStatic(t *testing.T, src, out string) {
+	t.Helper()
+	dir := t.TempDir()
+	writeFiles(t, dir, map[string]string{"main.go": src, "go.mod": "module app\n\ngo 1.21\n"})
+	cmd := exec.Command("go", "build", "-trimpath", "-o", out, ".")
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, b)
+	}
+}
+
+func fileList(t *testing.T, dir string) string {
+	ents, _ := os.ReadDir(dir)
+	var names []string
+	for _, e := range ents {
+		names = append(names, e.Name())
+	}
+	return fmt.Sprint(names)
+}

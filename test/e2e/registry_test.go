@@ -1,0 +1,214 @@
+package e2e
+
+import (
+	"archive/tar"
+	"bytes"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/tarball"
+)
+
+// startRegistry runs the distribution registry binary on a free loopback
+// port for the test and returns its host:port.
+func startRegistry(t *testing.T) string {
+	t.Helper()
+	bin, err := exec.LookPath("registry")
+	if err != nil {
+		t.Fatal("the `registry` binary is not on PATH: `make test` installs it (go install github.com/distribution/distribution/v3/cmd/registry)")
+	}
+	dir := t.TempDir()
+	port := freePort(t)
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	cfg := fmt.Sprintf("version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: %s\nhttp:\n  addr: %s\n", filepath.Join(dir, "data"), addr)
+	writeFiles(t, dir, map[string]string{"config.yml": cfg})
+	cmd := exec.Command(bin, "serve", filepath.Join(dir, "config.yml"))
+	var logs syncBuffer
+	cmd.Stdout, cmd.Stderr = &logs, &logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	for i := 0; i < 100; i++ {
+		if resp, err := http.Get("http://" + addr + "/v2/"); err == nil {
+			resp.Body.Close()
+			return addr
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatalf("registry did not start on %s:\n%s", addr, logs.String())
+	return ""
+}
+
+// layerFile is one entry of a test layer.
+type layerFile struct {
+	name, link string
+	body       []byte
+	typ        byte
+	mode       int64
+}
+
+func hostFile(t *testing.T, p string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func makeLayer(t *testing.T, files ...layerFile) v1.Layer {
+	t.Helper()
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	for _, f := range files {
+		h := &tar.Header{Name: f.name, Linkname: f.link, Typeflag: f.typ, Mode: f.mode, ModTime: time.Unix(0, 0)}
+		if h.Typeflag == 0 {
+			h.Typeflag = tar.TypeReg
+		}
+		if h.Mode == 0 {
+			h.Mode = 0o644
+		}
+		if h.Typeflag == tar.TypeReg {
+			h.Size = int64(len(f.body))
+		}
+		if err := tw.WriteHeader(h); err != nil {
+			t.Fatal(err)
+		}
+		if h.Typeflag == tar.TypeReg {
+			tw.Write(f.body)
+		}
+	}
+	tw.Close()
+	b := buf.Bytes()
+	l, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(b)), nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l
+}
+
+// pushImage pushes layers with a run config to addr/repo:tag.
+func pushImage(t *testing.T, addr, repoTag string, cfg v1.Config, layers ...v1.Layer) string {
+	t.Helper()
+	img, err := mutate.AppendLayers(empty.Image, layers...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, err = mutate.Config(img, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ref, err := name.ParseReference(addr + "/" + repoTag)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := remote.Write(ref, img); err != nil {
+		t.Fatal(err)
+	}
+	return ref.String()
+}
+
+// cProgram builds a small dynamically linked C program with gcc.
+func cProgram(t *testing.T, src string) []byte {
+	t.Helper()
+	dir := t.TempDir()
+	writeFiles(t, dir, map[string]string{"app.c": src})
+	out := filepath.Join(dir, "app")
+	if b, err := exec.Command("gcc", "-O1", "-o", out, filepath.Join(dir, "app.c")).CombinedOutput(); err != nil {
+		t.Fatalf("gcc: %v\n%s", err, b)
+	}
+	return hostFile(t, out)
+}
+
+const libDir = "/usr/lib/x86_64-linux-gnu"
+
+// baseLayers is a small distro-like base: glibc under a merged /usr with
+// /lib and /lib64 links, a shell, docs, a user database, and a directory
+// that the second layer deletes with a whiteout.
+func baseLayers(t *testing.T, app []byte, withLibc bool) []v1.Layer {
+	files := []layerFile{
+		{name: "usr/", typ: tar.TypeDir, mode: 0o755},
+		{name: "usr/lib/", typ: tar.TypeDir, mode: 0o755},
+		{name: "usr/lib/x86_64-linux-gnu/", typ: tar.TypeDir, mode: 0o755},
+		{name: "usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2", body: hostFile(t, libDir+"/ld-linux-x86-64.so.2"), mode: 0o755},
+		{name: "lib", typ: tar.TypeSymlink, link: "usr/lib"},
+		{name: "lib64/", typ: tar.TypeDir, mode: 0o755},
+		{name: "lib64/ld-linux-x86-64.so.2", typ: tar.TypeSymlink, link: "/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2"},
+		{name: "bin/sh", body: []byte("#!not a real shell\n"), mode: 0o755},
+		{name: "usr/share/doc/base/README", body: bytes.Repeat([]byte("docs "), 10000)},
+		{name: "etc/passwd", body: []byte("root:x:0:0:root:/root:/bin/sh\napp:x:1234:4321:app:/home/app:/bin/sh\n")},
+		{name: "opt/old/big.bin", body: bytes.Repeat([]byte{1}, 1<<20)},
+	}
+	if withLibc {
+		files = append(files, layerFile{name: "usr/lib/x86_64-linux-gnu/libc.so.6", body: hostFile(t, libDir+"/libc.so.6"), mode: 0o755})
+	}
+	return []v1.Layer{
+		makeLayer(t, files...),
+		makeLayer(t,
+			layerFile{name: "opt/.wh.old"},
+			layerFile{name: "usr/bin/app", body: app, mode: 0o755},
+			layerFile{name: "usr/bin/app-hardlink", typ: tar.TypeLink, link: "usr/bin/app"},
+			layerFile{name: "usr/local/bin/app", typ: tar.TypeSymlink, link: "../../bin/app-hardlink"},
+		),
+	}
+}
+
+const closureApp = `#include <stdio.h>
+#include <unistd.h>
+int main(void) { printf("closure ok uid=%d\n", (int)getuid()); fflush(stdout); return 7; }
+`
+
+// TestRegistryBaseImage: a base image served by a real registry, with
+// whiteouts, hard links and symlinks in its layers; the image holds only
+// the entrypoint's closure, and it runs.
+func TestRegistryBaseImage(t *testing.T) {
+	addr := startRegistry(t)
+	ref := pushImage(t, addr, "test/base:1", v1.Config{Entrypoint: []string{"app"}, Env: []string{"PATH=/usr/local/bin:/usr/bin:/bin"}},
+		baseLayers(t, cProgram(t, closureApp), true)...)
+	ctx := t.TempDir()
+	writeFiles(t, ctx, map[string]string{"Unifile": "FROM " + ref + "\nUSER app\nMEMORY 64M\n"})
+	out := filepath.Join(t.TempDir(), "image")
+	mustUni(t, ctx, "build", "-o", out, ".")
+
+	listing := unsquashfsList(t, filepath.Join(out, "rootfs.img"))
+	for _, want := range []string{"/usr/bin/app-hardlink", "/usr/local/bin/app -> ../../bin/app-hardlink", "/usr/lib/x86_64-linux-gnu/libc.so.6", "/lib64/ld-linux-x86-64.so.2 -> /lib/x86_64-linux-gnu/ld-linux-x86-64.so.2", "/lib -> usr/lib"} {
+		if !bytes.Contains([]byte(listing), []byte(want)) {
+			t.Errorf("rootfs lacks %q", want)
+		}
+	}
+	for _, unwanted := range []string{"/bin/sh", "/usr/share/doc", "/opt/old", "big.bin"} {
+		if bytes.Contains([]byte(listing), []byte(unwanted)) {
+			t.Errorf("rootfs holds %q, which the closure does not need", unwanted)
+		}
+	}
+	if testing.Short() {
+		return
+	}
+	console, status := uni(t, "", "run", out)
+	if status != 7 || !bytes.Contains([]byte(console), []byte("closure ok uid=1234")) {
+		t.Fatalf("uni run: exit %d (want 7), console:\n%s", status, console)
+	}
+}
+
+// unsquashfsList lists a squashfs image with squashfs-tools, the oracle.
+func unsquashfsList(t *testing.T, img string) string {
+	t.Helper()
+	out, err := exec.Command("unsquashfs", "-lls", "-d", "", img).CombinedOutput()
+	if err != nil {
+		t.Fatalf("unsquashfs: %v\n%s", err, out)
+	}
+	return string(out)
+}
+
