@@ -22,6 +22,7 @@ func TestErrors(t *testing.T) {
 		{"no cmd", "FROM scratch\nENV A=1\n", "Unifile:1: no ENTRYPOINT or CMD in the last stage: nothing to run"},
 		{"no cmd in last", "FROM scratch AS a\nCMD [\"/a\"]\nFROM scratch\nCOPY --from=a / /\n", "Unifile:3: no ENTRYPOINT or CMD in the last stage: nothing to run"},
 		{"empty entrypoint", "FROM scratch\nENTRYPOINT []\n", "Unifile:1: no ENTRYPOINT or CMD in the last stage: nothing to run"},
+		{"empty program", "FROM scratch\nENTRYPOINT [\"\"]\n", "Unifile:1: the program to run (the first word of ENTRYPOINT, else CMD) is empty"},
 		{"shell entrypoint", "FROM scratch\n\n\n\n\n\nENTRYPOINT node hi.js\n",
 			`Unifile:7: ENTRYPOINT in shell form needs a shell, and a unikernel has none: write it as JSON, e.g. ENTRYPOINT ["node", "hi.js"]`},
 		{"shell cmd", "FROM scratch\nCMD /app --flag\n",

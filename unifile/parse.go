@@ -292,6 +292,9 @@ func (p *parseState) finish(root *parser.Node) error {
 	if len(final.Argv()) == 0 && p.u.baseKind(final) != BaseImage {
 		return p.errorf(final.Line, "no ENTRYPOINT or CMD in the last stage: nothing to run")
 	}
+	if argv := final.Argv(); len(argv) > 0 && argv[0] == "" {
+		return p.errorf(final.Line, "the program to run (the first word of ENTRYPOINT, else CMD) is empty")
+	}
 	var unused []string
 	for key := range p.buildArgs {
 		if !p.usedArgs[key] {
