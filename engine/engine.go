@@ -119,6 +119,9 @@ func Build(ctx context.Context, req Request) (*Result, error) {
 	if err != nil {
 		return nil, b.lineErr(plan.kernelLine, "KERNEL %s: %v", plan.settings.Kernel, err)
 	}
+	if err := checkMemory(bundle, plan); err != nil {
+		return nil, b.lineErr(plan.memoryLine, "%v", err)
+	}
 	plan.config.Build = spec.BuildInfo{SourceDateEpoch: epoch, Tool: "uni " + Version}
 	b.progress("writing %s", req.OutDir)
 	cfg, err := image.Assemble(image.Input{
@@ -190,4 +193,17 @@ func sourceDateEpoch(given *int64) (int64, error) {
 		return 0, errors.New("SOURCE_DATE_EPOCH: want a non-negative number of seconds")
 	}
 	return v, nil
+}
+
+// checkMemory refuses a MEMORY the kernel cannot boot in, which would
+// otherwise end in a silent reset at boot.
+func checkMemory(b *kernel.Bundle, p *finalPlan) error {
+	need, err := image.KernelMinMemory(b.KernelPath())
+	if err != nil {
+		return err
+	}
+	if p.config.MemoryBytes < need {
+		return fmt.Errorf("MEMORY %d MiB is too small for kernel %s: it needs at least %d MiB to boot", p.config.MemoryBytes>>20, b.Desc.Release, need>>20)
+	}
+	return nil
 }

@@ -23,16 +23,20 @@ type finalPlan struct {
 	root       *rootfs.Tree
 	config     spec.ImageConfig
 	kernelLine unifile.Location
+	memoryLine unifile.Location
 	warnings   []string
 }
 
 // finalRoot cuts the unikernel's root out of the last stage: the
 // entrypoint's closure, everything COPY put there, and the INCLUDE paths.
 func (b *builder) finalRoot(st *unifile.Stage, root *stageRoot) (*finalPlan, error) {
-	p := &finalPlan{settings: mergeBase(st.Settings, root.image), kernelLine: st.Location}
+	p := &finalPlan{settings: mergeBase(st.Settings, root.image), kernelLine: st.Location, memoryLine: st.Location}
 	for _, ins := range st.Instructions {
-		if k, ok := ins.(*unifile.Kernel); ok {
-			p.kernelLine = k.Location
+		switch ins.(type) {
+		case *unifile.Kernel:
+			p.kernelLine = ins.Pos()
+		case *unifile.Memory:
+			p.memoryLine = ins.Pos()
 		}
 	}
 	s := &p.settings

@@ -33,6 +33,9 @@ import (
 // VM does not need (legacy keyboard controller, TSC calibration checks).
 const DefaultCmdline = "console=ttyS0 quiet panic=-1 tsc=reliable no_timer_check i8042.noaux i8042.nomux i8042.nopnp i8042.dumbkbd cryptomgr.notests random.trust_cpu=on"
 
+// consoleDev is /dev/console's device number, 5:1, in Linux's encoding.
+const consoleDev = 5<<8 | 1
+
 // SuperblockBytes is how much of the rootfs the init hashes to find it.
 const SuperblockBytes = 4096
 
@@ -211,6 +214,10 @@ func writeInitrd(p string, b *kernel.Bundle, ic spec.InitConfig, modTime int64) 
 		}
 	}
 	if err := t.Add(rootfs.Entry{Path: spec.InitPath, Mode: 0o755, Data: initbin.Binary()}); err != nil {
+		return err
+	}
+	// The console device, so the init's first words reach it before devtmpfs is mounted.
+	if err := t.Add(rootfs.Entry{Path: "/dev/console", Mode: fs.ModeDevice | fs.ModeCharDevice | 0o600, Rdev: consoleDev}); err != nil {
 		return err
 	}
 	for _, d := range []string{"/dev", "/proc", "/sys", "/newroot", "/run", "/tmp"} {

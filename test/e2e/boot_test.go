@@ -91,7 +91,7 @@ COPY exit3 /bin/exit3
 ENV GREETING=hi
 WORKDIR /work
 USER 1000:1000
-MEMORY 64M
+MEMORY 96M
 ENTRYPOINT ["/bin/exit3", "one"]
 CMD ["two"]
 `})

@@ -39,6 +39,7 @@ func TestBadInput(t *testing.T) {
 		{name: "COPY outside the context", unifile: "FROM scratch\nCOPY ../secret /s\nENTRYPOINT [\"/s\"]\n", wantAll: []string{"Unifile:2", "outside the build context"}},
 		{name: "COPY a link out of the context", unifile: "FROM scratch\nCOPY link /s\nENTRYPOINT [\"/s\"]\n", wantAll: []string{"Unifile:2", "outside the build context"}},
 		{name: "absurd MEMORY", unifile: "FROM scratch\nMEMORY 900T\nENTRYPOINT [\"/a\"]\n", wantAll: []string{"Unifile:2", "MEMORY", "out of range"}},
+		{name: "MEMORY below the kernel's need", unifile: "FROM host\nCOPY app /app\nMEMORY 48M\nENTRYPOINT [\"/app\"]\n", files: map[string]string{"app": string(app)}, wantAll: []string{"Unifile:3", "MEMORY 48 MiB is too small for kernel"}},
 		{name: "tiny MEMORY", unifile: "FROM scratch\nMEMORY 1M\nENTRYPOINT [\"/a\"]\n", wantAll: []string{"Unifile:2", "MEMORY"}},
 	}
 	outside := t.TempDir()

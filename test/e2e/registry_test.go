@@ -178,7 +178,7 @@ func TestRegistryBaseImage(t *testing.T) {
 	ref := pushImage(t, addr, "test/base:1", v1.Config{Entrypoint: []string{"app"}, Env: []string{"PATH=/usr/local/bin:/usr/bin:/bin"}},
 		baseLayers(t, cProgram(t, closureApp), true)...)
 	ctx := t.TempDir()
-	writeFiles(t, ctx, map[string]string{"Unifile": "FROM " + ref + "\nUSER app\nMEMORY 64M\n"})
+	writeFiles(t, ctx, map[string]string{"Unifile": "FROM " + ref + "\nUSER app\nMEMORY 96M\n"})
 	out := filepath.Join(t.TempDir(), "image")
 	mustUni(t, ctx, "build", "-o", out, ".")
 
@@ -211,4 +211,3 @@ func unsquashfsList(t *testing.T, img string) string {
 	}
 	return string(out)
 }
-
