@@ -17,6 +17,7 @@ import (
 const (
 	DescriptorFile  = "bundle.json"
 	KernelFile      = "kernel"
+	ConfigFile      = "config" // the kernel's build configuration, when the source has one
 	ModulesDir      = "modules"
 	ModuleIndexFile = "modules.json"
 	BootDir         = "boot"

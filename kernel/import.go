@@ -134,6 +134,11 @@ func assemble(ctx context.Context, cfg *config, root, stage string, desc *Descri
 	if err := copyFile(tree.kernel, filepath.Join(stage, KernelFile)); err != nil {
 		return err
 	}
+	if tree.config != "" {
+		if err := copyFile(tree.config, filepath.Join(stage, ConfigFile)); err != nil {
+			return err
+		}
+	}
 	idx := spec.ModuleIndex{KernelRelease: tree.release, Modules: []spec.Module{}}
 	desc.Builtin = []string{}
 	if tree.modulesDir != "" {

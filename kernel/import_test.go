@@ -47,6 +47,9 @@ func TestImportCloudKernel(t *testing.T) {
 	if rel, arch, err := readBzImageRelease(b.KernelPath()); err != nil || rel != d.Release || arch != d.Arch {
 		t.Errorf("kernel image: release %q arch %q (%v); descriptor %q %q", rel, arch, err, d.Release, d.Arch)
 	}
+	if cfg, err := os.ReadFile(filepath.Join(b.Dir, ConfigFile)); err != nil || !bytes.Contains(cfg, []byte("\nCONFIG_SQUASHFS=m\n")) {
+		t.Errorf("bundle config lacks CONFIG_SQUASHFS=m (err %v)", err)
+	}
 	if d.Modules < 500 {
 		t.Errorf("only %d modules", d.Modules)
 	}

@@ -16,6 +16,7 @@ type kernelTree struct {
 	release    string // uname -r, from the image's header
 	arch       string // "amd64" or "i386"
 	modulesDir string // host path of lib/modules/<release>, or "" for a kernel without modules
+	config     string // host path of the kernel's .config, or ""
 }
 
 // kernelImageGlobs are where a kernel image may sit in a source directory:
@@ -77,6 +78,12 @@ func findKernelTree(root string) (*kernelTree, error) {
 	t := &kernelTree{kernel: releases[release], release: release, modulesDir: moduleDirs[release]}
 	if _, t.arch, err = readBzImageRelease(t.kernel); err != nil {
 		return nil, err
+	}
+	for _, c := range []string{"boot/config-" + release, "config-" + release, ".config"} {
+		if fi, err := os.Stat(filepath.Join(root, filepath.FromSlash(c))); err == nil && fi.Mode().IsRegular() {
+			t.config = filepath.Join(root, filepath.FromSlash(c))
+			break
+		}
 	}
 	if t.modulesDir == "" && len(moduleDirs) > 0 {
 		return nil, fmt.Errorf("%s: kernel %s is release %s but the modules are for %s",
