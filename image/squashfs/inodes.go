@@ -16,7 +16,6 @@ type tableBuilder struct {
 	dirBytes     uint64 // uncompressed bytes written to dirs so far
 	ids          *idTable
 	modTime      uint32
-	blockSize    int64
 	files        []fileData
 	inodeCount   uint32
 }

@@ -92,7 +92,7 @@ func testTree(t *testing.T) *rootfs.Tree {
 	}
 	for _, e := range []rootfs.Entry{
 		{Path: "/modes/setuid", Mode: 0o755 | fs.ModeSetuid, UID: 0, GID: 0, Data: []byte("su")},
-		{Path: "/modes/setgid", Mode: 0o2711 & 0o777 | fs.ModeSetgid, UID: 1000, GID: 50, Data: []byte("sg")},
+		{Path: "/modes/setgid", Mode: 0o2711&0o777 | fs.ModeSetgid, UID: 1000, GID: 50, Data: []byte("sg")},
 		{Path: "/modes/sticky", Mode: fs.ModeDir | 0o777 | fs.ModeSticky, UID: 0, GID: 0},
 		{Path: "/modes/owned", Mode: 0o600, UID: 65534, GID: 4242, Data: []byte("owned")},
 		{Path: "/modes/dir-owned", Mode: fs.ModeDir | 0o750, UID: 123, GID: 456},
@@ -252,7 +252,7 @@ func TestListingMatchesTree(t *testing.T) {
 	})
 	stats := unsquashfs(t, "-s", img)
 	for _, s := range []string{
-		"Compression zstd", "Block size 131072", "Creation or last append time Tue Nov 14 22:13:20 2023",
+		"Compression zstd", fmt.Sprintf("Block size %d", DefaultBlockSize), "Creation or last append time Tue Nov 14 22:13:20 2023",
 		fmt.Sprintf("Number of inodes %d", tree.Len()), fmt.Sprintf("Number of ids %d", len(ids)),
 	} {
 		if !strings.Contains(stats, s) {
@@ -262,9 +262,15 @@ func TestListingMatchesTree(t *testing.T) {
 }
 
 func TestExtractedBytesMatch(t *testing.T) {
+	for _, bs := range []int{DefaultBlockSize, 4096} {
+		t.Run(fmt.Sprint("block size ", bs), func(t *testing.T) { testExtractedBytesMatch(t, bs) })
+	}
+}
+
+func testExtractedBytesMatch(t *testing.T, blockSize int) {
 	needUnsquashfs(t)
 	tree := testTree(t)
-	img := writeImage(t, tree)
+	img := writeImage(t, tree, WithBlockSize(blockSize))
 	out := filepath.Join(t.TempDir(), "x")
 	unsquashfs(t, "-no-xattrs", "-d", out, img)
 	checked := 0

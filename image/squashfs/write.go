@@ -61,7 +61,7 @@ func Write(w io.WriteSeeker, fsys *rootfs.Tree, opts ...Option) error {
 	numberInodes(root, &count)
 	tb := &tableBuilder{
 		inodes: newMetaWriter(enc), dirs: newMetaWriter(enc),
-		ids: ids, modTime: uint32(cfg.modTime), blockSize: int64(cfg.blockSize),
+		ids: ids, modTime: uint32(cfg.modTime),
 		files: data.files, inodeCount: count,
 	}
 	tb.writeDir(root)
