@@ -13,8 +13,9 @@ import (
 
 func main() {
 	level := flag.Int("level", squashfs.DefaultCompressionLevel, "zstd level")
+	block := flag.Int("block", squashfs.DefaultBlockSize, "block size in bytes")
 	flag.Usage = func() {
-		fmt.Fprintln(os.Stderr, "usage: rootfsbench [-level N] DIR OUT")
+		fmt.Fprintln(os.Stderr, "usage: rootfsbench [-level N] [-block BYTES] DIR OUT")
 		flag.PrintDefaults()
 	}
 	flag.Parse()
@@ -22,16 +23,16 @@ func main() {
 		flag.Usage()
 		os.Exit(2)
 	}
-	if err := run(flag.Arg(0), flag.Arg(1), *level); err != nil {
+	if err := run(flag.Arg(0), flag.Arg(1), squashfs.WithCompressionLevel(*level), squashfs.WithBlockSize(*block)); err != nil {
 		fmt.Fprintln(os.Stderr, "rootfsbench:", err)
 		os.Exit(1)
 	}
 }
 
-func run(dir, out string, level int) error {
+func run(dir, out string, opts ...squashfs.Option) error {
 	t := rootfs.NewTree()
 	if err := t.AddHostDir(dir, "/"); err != nil {
 		return err
 	}
-	return squashfs.WriteFile(out, t, squashfs.WithCompressionLevel(level))
+	return squashfs.WriteFile(out, t, opts...)
 }
