@@ -1,6 +1,7 @@
 package squashfs
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"errors"
 	"fmt"
@@ -148,5 +149,42 @@ func assertNothingLeft(t *testing.T, dir string) {
 	left, _ := os.ReadDir(dir)
 	for _, e := range left {
 		t.Errorf("left behind: %s", e.Name())
+	}
+}
+
+// Write starts at the writer's offset (an image inside a disk partition),
+// leaves what precedes it alone and ends at the image's end; a tree with
+// only its root is a valid image.
+func TestWriteAtOffsetAndRootOnly(t *testing.T) {
+	needUnsquashfs(t)
+	dir := t.TempDir()
+	f, err := os.Create(filepath.Join(dir, "disk"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	prefix := content(5, 8192)
+	f.Write(prefix)
+	tree := rootfs.NewTree()
+	if err := tree.Add(rootfs.Entry{Path: "/", Mode: fs.ModeDir | 0o700, UID: 7, GID: 8}); err != nil {
+		t.Fatal(err)
+	}
+	if err := Write(f, tree); err != nil {
+		t.Fatal(err)
+	}
+	end, _ := f.Seek(0, io.SeekCurrent)
+	disk, _ := os.ReadFile(f.Name())
+	if int64(len(disk)) != end || (end-8192)%4096 != 0 {
+		t.Errorf("Write left the file at %d of %d bytes", end, len(disk))
+	}
+	if !bytes.Equal(disk[:8192], prefix) {
+		t.Error("Write changed the bytes before its offset")
+	}
+	img := filepath.Join(dir, "img")
+	os.WriteFile(img, disk[8192:], 0o644)
+	got := parseListing(unsquashfs(t, "-lln", img))
+	want := "drwx------ 7/8 DIR 1970-01-01 00:00 squashfs-root"
+	if len(got) != 1 || got["squashfs-root"] != want {
+		t.Errorf("listing %v, want only %q", got, want)
 	}
 }
