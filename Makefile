@@ -14,7 +14,7 @@ export SOURCE_DATE_EPOCH ?= 0
 # Debian packages the build and the tests use: QEMU and its firmware, GRUB's
 # boot images for the kernel bundle, squashfs-tools and cpio as test oracles.
 APT_PACKAGES := qemu-system-x86 qemu-utils ovmf grub-pc-bin grub-efi-amd64-bin grub-common \
-                squashfs-tools cpio kmod mtools fdisk curl nodejs
+                squashfs-tools cpio zstd kmod mtools fdisk gdisk dosfstools curl nodejs
 
 .PHONY: all build deps test test-unit test-e2e demo examples bench fuzz clean
 

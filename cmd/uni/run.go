@@ -72,6 +72,11 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	}
 	opts = append(opts, vm.WithBoot(*boot), vm.WithAccel(*accel), vm.WithConsole(stdout))
 	status, err := vm.Run(ctx, layout, opts...)
+	if err != nil && ctx.Err() != nil {
+		// Ctrl-C or SIGTERM: the VM is stopped; exit as a shell reports an interrupt.
+		fmt.Fprintln(stderr, "uni: stopped the VM")
+		return exitError{130}
+	}
 	if err != nil {
 		return err
 	}

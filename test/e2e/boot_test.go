@@ -3,6 +3,7 @@ package e2e
 import (
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -32,8 +33,8 @@ func TestHelloNode(t *testing.T) {
 			if body != "Hello World\n" {
 				t.Fatalf("answer %q, want %q", body, "Hello World\n")
 			}
-			if err := r.stop(t); err != nil {
-				t.Logf("uni run after SIGINT: %v", err)
+			if err := r.stop(t); err == nil || err.(*exec.ExitError).ExitCode() != 130 {
+				t.Errorf("uni run after SIGINT: %v, want exit status 130", err)
 			}
 			if !strings.Contains(r.console.String(), "uni: exec /usr/bin/node") {
 				t.Errorf("console lacks the exec line:\n%s", r.console.String())
@@ -78,6 +79,7 @@ func TestExitStatus(t *testing.T) {
 import (
 	"fmt"
 	"os"
+	"os/exec"
 )
 
 func main() {
