@@ -251,8 +251,17 @@ func (t *Tree) below(dir string) []string {
 	return out
 }
 
+// DefaultMaxLayerBytes bounds what the layers of one image may expand to: a hostile
+// layer (a compression bomb, a sparse file declaring a terabyte) is
+// refused instead of filling the disk.
+const DefaultMaxLayerBytes = 64 << 30
+
 // blobStore is a content-addressed directory of file bodies.
-type blobStore struct{ dir string }
+type blobStore struct {
+	dir   string
+	limit int64 // bytes the layers may write in all; 0 means DefaultMaxLayerBytes
+	used  int64
+}
 
 func (s *blobStore) path(name string) string { return filepath.Join(s.dir, name) }
 
@@ -269,7 +278,15 @@ func (s *blobStore) put(r io.Reader) (string, int64, error) {
 	}
 	defer os.Remove(f.Name())
 	h := sha256.New()
-	n, err := io.Copy(io.MultiWriter(f, h), r)
+	limit := s.limit
+	if limit == 0 {
+		limit = DefaultMaxLayerBytes
+	}
+	n, err := io.Copy(io.MultiWriter(f, h), io.LimitReader(r, limit-s.used+1))
+	s.used += n
+	if err == nil && s.used > limit {
+		err = fmt.Errorf("the layer expands to more than %d bytes", limit)
+	}
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}

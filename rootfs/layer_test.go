@@ -188,3 +188,51 @@ func FuzzCleanLayerPath(f *testing.F) {
 		}
 	})
 }
+
+// FuzzReadLayer feeds arbitrary bytes as a layer tar: it must never panic,
+// and whatever it accepts stays inside the root.
+func FuzzReadLayer(f *testing.F) {
+	seed := func(entries ...tarEntry) []byte {
+		var buf bytes.Buffer
+		tw := tar.NewWriter(&buf)
+		for _, e := range entries {
+			h := &tar.Header{Name: e.name, Typeflag: e.typ, Linkname: e.link, Mode: 0o644, Size: int64(len(e.body))}
+			if h.Typeflag == 0 {
+				h.Typeflag = tar.TypeReg
+			} else {
+				h.Size = 0
+			}
+			tw.WriteHeader(h)
+			if h.Typeflag == tar.TypeReg {
+				tw.Write([]byte(e.body))
+			}
+		}
+		tw.Close()
+		return buf.Bytes()
+	}
+	f.Add(seed(tarEntry{name: "a/b", body: "x"}, tarEntry{name: "a/.wh.b"}, tarEntry{name: "a/.wh..wh..opq"}))
+	f.Add(seed(tarEntry{name: "l", typ: tar.TypeSymlink, link: "../x"}, tarEntry{name: "h", typ: tar.TypeLink, link: "a/b"}))
+	f.Add(seed(tarEntry{name: "../../x", body: "x"}))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		store := &blobStore{dir: t.TempDir(), limit: 1 << 20}
+		entries, err := readLayer(bytes.NewReader(data), "fuzz", store)
+		if err != nil {
+			return
+		}
+		tree := NewTree()
+		if err := apply(tree, entries, store); err != nil {
+			return
+		}
+		tree.Walk(func(e *Entry) error {
+			if e.Path != Clean(e.Path) {
+				t.Fatalf("entry %q is not clean", e.Path)
+			}
+			if e.IsSymlink() {
+				if err := checkLinkTarget(e.Path, e.Link); err != nil {
+					t.Fatalf("accepted %s -> %s: %v", e.Path, e.Link, err)
+				}
+			}
+			return nil
+		})
+	})
+}
