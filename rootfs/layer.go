@@ -61,18 +61,8 @@ var ErrEscape = errors.New("escapes the root")
 // cleanLayerPath turns a tar entry name into a tree path, refusing names
 // that climb above the root ("../x", "a/../../x").
 func cleanLayerPath(name string) (string, error) {
-	depth := 0
-	for _, c := range strings.Split(name, "/") {
-		switch c {
-		case "", ".":
-		case "..":
-			depth--
-			if depth < 0 {
-				return "", fmt.Errorf("path %w", ErrEscape)
-			}
-		default:
-			depth++
-		}
+	if climbsAbove(0, name) {
+		return "", fmt.Errorf("path %w", ErrEscape)
 	}
 	return Clean(name), nil
 }
@@ -86,23 +76,31 @@ func checkLinkTarget(linkPath, target string) error {
 	if strings.HasPrefix(target, "/") {
 		return nil
 	}
-	depth := strings.Count(strings.Trim(path.Dir(linkPath), "/"), "/") + 1
-	if path.Dir(linkPath) == "/" {
-		depth = 0
+	depth := 0
+	if dir := strings.Trim(path.Dir(linkPath), "/"); dir != "" {
+		depth = strings.Count(dir, "/") + 1
 	}
-	for _, c := range strings.Split(target, "/") {
+	if climbsAbove(depth, target) {
+		return fmt.Errorf("symlink to %q %w", target, ErrEscape)
+	}
+	return nil
+}
+
+// climbsAbove says whether the relative path rel, walked from a directory
+// depth levels below the root, ever goes above the root.
+func climbsAbove(depth int, rel string) bool {
+	for _, c := range strings.Split(rel, "/") {
 		switch c {
 		case "", ".":
 		case "..":
-			depth--
-			if depth < 0 {
-				return fmt.Errorf("symlink to %q %w", target, ErrEscape)
+			if depth--; depth < 0 {
+				return true
 			}
 		default:
 			depth++
 		}
 	}
-	return nil
+	return false
 }
 
 // readLayer validates the uncompressed layer tar r and stores its regular
