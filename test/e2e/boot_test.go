@@ -79,7 +79,6 @@ func TestExitStatus(t *testing.T) {
 import (
 	"fmt"
 	"os"
-	"os/exec"
 )
 
 func main() {
