@@ -168,3 +168,31 @@ func qemuUsing(layout string) string {
 	}
 	return ""
 }
+
+// TestOneLinerPython: `uni run app.py` finds the host's python3 (past a
+// version manager's shim) and takes its standard library along.
+func TestOneLinerPython(t *testing.T) {
+	needBoot(t)
+	if _, err := exec.LookPath("python3"); err != nil {
+		t.Skip("no python3 on PATH")
+	}
+	dir := t.TempDir()
+	writeFiles(t, dir, map[string]string{"app.py": `import json
+from http.server import BaseHTTPRequestHandler, HTTPServer
+
+class Hello(BaseHTTPRequestHandler):
+    def do_GET(self):
+        body = json.dumps({"hello": "python"}).encode()
+        self.send_response(200)
+        self.end_headers()
+        self.wfile.write(body)
+
+HTTPServer(("", 8000), Hello).serve_forever()
+`})
+	port := freePort(t)
+	r := startUni(t, dir, "run", "-p", fmt.Sprintf("%d:8000", port), "app.py")
+	if body := r.httpGet(t, fmt.Sprintf("http://127.0.0.1:%d/", port), 4*time.Minute); body != `{"hello": "python"}` {
+		t.Fatalf("answer %q", body)
+	}
+	r.stop(t)
+}
