@@ -20,7 +20,7 @@ func (l *Loader) Coldplug(sysfs string) error {
 	var errs []error
 	for {
 		var wanted []string
-		for _, alias := range newModaliases(sysfs, seen) {
+		for _, alias := range newModaliases(sysfs, l.buses(sysfs), seen) {
 			for _, name := range l.Matching(alias) {
 				if !l.Loaded(name) && !contains(wanted, name) {
 					wanted = append(wanted, name)
@@ -46,36 +46,72 @@ func contains(list []string, s string) bool {
 }
 
 // newModaliases returns the modaliases of the devices not in seen, and adds
-// them to it. It reads the devices of every bus (/sys/bus/*/devices/*), which
-// are the devices that can have a modalias, rather than walking all of
-// /sys/devices: the same devices for a fraction of the system calls, which
-// matters on the boot-time budget. The CPU's modalias (for CPU-feature
-// modules) is not a bus device and is read on its own.
-func newModaliases(sysfs string, seen map[string]bool) []string {
+// them to it. It reads only the devices of the buses that some module's
+// aliases name (/sys/bus/<bus>/devices/*: a "pci:…" alias can only match a
+// PCI device), rather than walking all of /sys/devices: sysfs reads are
+// slow under emulation, and this is on the boot-time budget. The CPU's
+// modalias (for CPU-feature modules) is not a bus device and is read on
+// its own, when a "cpu:" alias asks for it.
+func newModaliases(sysfs string, buses []string, seen map[string]bool) []string {
 	var files []string
-	buses, _ := os.ReadDir(filepath.Join(sysfs, "bus"))
-	for _, b := range buses {
-		dir := filepath.Join(sysfs, "bus", b.Name(), "devices")
+	for _, bus := range buses {
+		if bus == "cpu" {
+			files = append(files, filepath.Join(sysfs, "devices/system/cpu/modalias"))
+			continue
+		}
+		dir := filepath.Join(sysfs, "bus", bus, "devices")
 		devs, _ := os.ReadDir(dir)
 		for _, d := range devs {
 			files = append(files, filepath.Join(dir, d.Name(), "modalias"))
 		}
 	}
-	files = append(files, filepath.Join(sysfs, "devices/system/cpu/modalias"))
 	sort.Strings(files)
 	var out []string
 	for _, f := range files {
 		if seen[f] {
 			continue
 		}
+		seen[f] = true // a device's attributes come with it: no need to read it twice
 		b, err := os.ReadFile(f)
 		if err != nil {
 			continue // no modalias: nothing to match
 		}
-		seen[f] = true
 		if a := strings.TrimSpace(string(b)); a != "" {
 			out = append(out, a)
 		}
+	}
+	return out
+}
+
+// buses lists, sorted, the buses the modules' aliases name: the part of
+// each pattern before its first ':' ("pci" of "pci:v00001AF4d*"). A
+// pattern that starts with a wildcard could match any bus, so it asks for
+// every one.
+func (l *Loader) buses(sysfs string) []string {
+	set := map[string]bool{}
+	for _, m := range l.ordered {
+		for _, a := range m.Aliases {
+			bus, _, ok := strings.Cut(a, ":")
+			if !ok || bus == "" || strings.ContainsAny(bus, "*?[\\") {
+				return allBuses(sysfs)
+			}
+			set[bus] = true
+		}
+	}
+	out := make([]string, 0, len(set))
+	for b := range set {
+		out = append(out, b)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// allBuses is every bus under sysfs, and the CPU.
+func allBuses(sysfs string) []string {
+	out := []string{"cpu"}
+	ents, _ := os.ReadDir(filepath.Join(sysfs, "bus"))
+	for _, e := range ents {
+		out = append(out, e.Name())
 	}
 	return out
 }

@@ -128,3 +128,31 @@ func TestLoadErrorNamesModule(t *testing.T) {
 		t.Fatalf("want an error naming virtio_net and failover, got %v", err)
 	}
 }
+
+// TestColdplugReadsOnlyNamedBuses: a device on a bus no alias names is
+// never read (its modalias here would match e1000 if it were).
+func TestColdplugReadsOnlyNamedBuses(t *testing.T) {
+	sysfs := t.TempDir()
+	addDevice(t, sysfs, "acpi", "PNP0A08:00", "pci:v00008086d0000100Esv0sd0bc0sc0i0")
+	addDevice(t, sysfs, "pci", "0000:00:02.0", "pci:v00008086d0000100Esv0sd0bc0sc0i0")
+	l, err := New(testIndex(), "/", WithInsert(func(string) error { return nil }))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(l.buses(sysfs), ","); got != "pci,virtio" {
+		t.Errorf("buses %q, want pci,virtio", got)
+	}
+	seen := map[string]bool{}
+	if got := newModaliases(sysfs, l.buses(sysfs), seen); len(got) != 1 {
+		t.Errorf("read %d modaliases, want the PCI device's only: %q", len(got), got)
+	}
+	if got := newModaliases(sysfs, l.buses(sysfs), seen); len(got) != 0 {
+		t.Errorf("a second round read %q again", got)
+	}
+	idx := testIndex()
+	idx.Modules[0].Aliases = []string{"*:anything"}
+	wild, _ := New(idx, "/")
+	if got := strings.Join(wild.buses(sysfs), ","); got != "cpu,acpi,pci" {
+		t.Errorf("a wildcard bus must scan every bus: %q", got)
+	}
+}
