@@ -86,6 +86,9 @@ func Build(ctx context.Context, req Request) (*Result, error) {
 		return nil, err
 	}
 	src, err := os.ReadFile(req.Unifile)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("no Unifile at %s: name one with -f, or see `uni init` to write one", req.Unifile)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("read the Unifile: %w", err)
 	}

@@ -19,7 +19,7 @@ const usage = `uni builds unikernels the way you build containers.
 Usage:
   uni build [-f Unifile] [-o DIR] [--build-arg K=V]... [--disk] [CONTEXT]
   uni run   [-p [IP:]HOST:GUEST]... [--memory SIZE] [--cpus N] [--boot direct|uefi|bios]
-            [--accel auto|kvm|tcg] TARGET [ARGS...]
+            [--accel auto|kvm|tcg] TARGET
   uni init  [-o FILE] [-p PORT] PROGRAM     write the Unifile that 'uni run PROGRAM' uses
   uni kernel ls | import SRC [--name NAME]
   uni version
