@@ -103,8 +103,10 @@ func (c *cpioWriter) entry(e *rootfs.Entry, nlink uint32) error {
 			return err
 		}
 		return c.pad()
-	default:
-		return c.header(name, mode, e.UID, e.GID, nlink, 0, e.Rdev)
+	case e.IsDir():
+		return c.header(name, mode, e.UID, e.GID, nlink, 0, 0)
+	default: // devices, fifos: one name each
+		return c.header(name, mode, e.UID, e.GID, 1, 0, e.Rdev)
 	}
 }
 

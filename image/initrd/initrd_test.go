@@ -125,7 +125,11 @@ func TestCpioExtractsSameContent(t *testing.T) {
 // TestHeaders checks what cpio's listing does not show: inode order, link
 // counts and the trailer.
 func TestHeaders(t *testing.T) {
-	raw := writeArchive(t, sampleTree(t), WithCompression(None))
+	tree := sampleTree(t)
+	if err := tree.Add(rootfs.Entry{Path: "/dev/console", Mode: fs.ModeDevice | fs.ModeCharDevice | 0o600, Rdev: 5<<8 | 1}); err != nil {
+		t.Fatal(err)
+	}
+	raw := writeArchive(t, tree, WithCompression(None))
 	type rec struct {
 		name        string
 		ino, nlink  uint64
@@ -161,7 +165,7 @@ func TestHeaders(t *testing.T) {
 			t.Errorf("%s: inode %d, want %d", r.name, r.ino, i+1)
 		}
 	}
-	links := map[string]uint64{"lib": 3, "lib/modules": 3, "lib/modules/6.1/kernel": 2, "init": 1, "tmp": 2}
+	links := map[string]uint64{"lib": 3, "lib/modules": 3, "lib/modules/6.1/kernel": 2, "init": 1, "tmp": 2, "dev/console": 1}
 	for _, r := range recs {
 		if want, ok := links[r.name]; ok && r.nlink != want {
 			t.Errorf("%s: nlink %d, want %d", r.name, r.nlink, want)
