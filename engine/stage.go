@@ -91,7 +91,7 @@ func (b *builder) copyInto(ctx context.Context, root *stageRoot, c *unifile.Copy
 			e.UID, e.GID = uid, gid
 		}
 		if c.Chmod != nil && !e.IsSymlink() {
-			e.Mode = e.Mode&^(fs.ModePerm|fs.ModeSetuid|fs.ModeSetgid|fs.ModeSticky) | chmodBits(*c.Chmod)
+			e.Mode = e.Mode&^(fs.ModePerm|fs.ModeSetuid|fs.ModeSetgid|fs.ModeSticky) | rootfs.PermFromUnix(*c.Chmod)
 		}
 		if err := root.upper.Add(e); err != nil {
 			return b.lineErr(c.Location, "COPY to %s: %v", e.Path, err)
@@ -171,18 +171,4 @@ func realDest(fsys rootfs.FS, dest string) string {
 		return rootfs.Clean(e.Path + "/" + base)
 	}
 	return dest
-}
-
-func chmodBits(m uint32) fs.FileMode {
-	mode := fs.FileMode(m) & fs.ModePerm
-	if m&0o4000 != 0 {
-		mode |= fs.ModeSetuid
-	}
-	if m&0o2000 != 0 {
-		mode |= fs.ModeSetgid
-	}
-	if m&0o1000 != 0 {
-		mode |= fs.ModeSticky
-	}
-	return mode
 }

@@ -141,16 +141,7 @@ func layerEntryFrom(h *tar.Header, r io.Reader, store *blobStore, seen map[strin
 		return &layerEntry{Path: Clean(dir + strings.TrimPrefix(base, whiteoutPrefix)), Whiteout: true}, nil
 	}
 	e := &layerEntry{Path: p, UID: uint32(h.Uid), GID: uint32(h.Gid)}
-	perm := fs.FileMode(h.Mode) & fs.ModePerm
-	if h.Mode&04000 != 0 {
-		perm |= fs.ModeSetuid
-	}
-	if h.Mode&02000 != 0 {
-		perm |= fs.ModeSetgid
-	}
-	if h.Mode&01000 != 0 {
-		perm |= fs.ModeSticky
-	}
+	perm := PermFromUnix(uint32(h.Mode))
 	switch h.Typeflag {
 	case tar.TypeDir:
 		e.Mode = fs.ModeDir | perm

@@ -140,16 +140,7 @@ func (c *cpioWriter) trailer() error {
 // cpioMode turns an entry's fs.FileMode into the Unix st_mode cpio stores.
 func cpioMode(e *rootfs.Entry) (uint32, error) {
 	m := e.Mode
-	perm := uint32(m.Perm())
-	if m&fs.ModeSetuid != 0 {
-		perm |= 0o4000
-	}
-	if m&fs.ModeSetgid != 0 {
-		perm |= 0o2000
-	}
-	if m&fs.ModeSticky != 0 {
-		perm |= 0o1000
-	}
+	perm := rootfs.UnixPerm(m)
 	switch {
 	case m.IsDir():
 		return modeDir | perm, nil

@@ -3,6 +3,8 @@ package squashfs
 import (
 	"encoding/binary"
 	"io/fs"
+
+	"github.com/uniforge/packer-plugin-unikernel/rootfs"
 )
 
 // On-disk constants of squashfs 4.0, as the kernel's squashfs_fs.h has them.
@@ -84,20 +86,8 @@ func (s *superblock) marshal() []byte {
 	return b
 }
 
-// unixPerm turns Go's permission bits into the 12 bits of a Unix mode.
-func unixPerm(m fs.FileMode) uint16 {
-	p := uint16(m.Perm())
-	if m&fs.ModeSetuid != 0 {
-		p |= 0o4000
-	}
-	if m&fs.ModeSetgid != 0 {
-		p |= 0o2000
-	}
-	if m&fs.ModeSticky != 0 {
-		p |= 0o1000
-	}
-	return p
-}
+// unixPerm is the 12 permission bits a squashfs inode stores.
+func unixPerm(m fs.FileMode) uint16 { return uint16(rootfs.UnixPerm(m)) }
 
 // basicType is the squashfs inode type of a mode, 0 for what squashfs cannot hold.
 func basicType(m fs.FileMode) uint16 {
