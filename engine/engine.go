@@ -165,13 +165,13 @@ func (b *builder) stages(ctx context.Context, u *unifile.Unifile) (*stageRoot, e
 	return done[len(done)-1], nil
 }
 
-// chown resolves a COPY --chown value in the stage's root.
-func (b *builder) chown(root *stageRoot, s string) (uint32, uint32, error) {
-	var fsys rootfs.FS
-	if root.fs.Lower != nil {
-		fsys = root.fs
+// view is the stage's root as a whole: what COPY wrote over its base, or
+// only what COPY wrote when the stage is FROM scratch.
+func (r *stageRoot) view() rootfs.FS {
+	if r.fs.Lower == nil {
+		return r.upper
 	}
-	return resolveUser(fsys, s)
+	return r.fs
 }
 
 func (b *builder) progress(format string, args ...any) {

@@ -44,10 +44,7 @@ func (b *builder) finalRoot(st *unifile.Stage, root *stageRoot) (*finalPlan, err
 	if len(argv) == 0 {
 		return nil, b.lineErr(st.Location, "no ENTRYPOINT or CMD in the last stage or its base image: nothing to run")
 	}
-	var fsys rootfs.FS = root.fs
-	if root.fs.Lower == nil {
-		fsys = root.upper
-	}
+	fsys := root.view()
 	res, err := closure.Resolve(fsys, argv,
 		closure.WithEnv(s.Env),
 		closure.WithWorkdir(s.WorkingDirOrRoot()),

@@ -65,7 +65,7 @@ func (b *builder) copyInto(ctx context.Context, root *stageRoot, c *unifile.Copy
 	for _, in := range c.Inline {
 		srcs = append(srcs, source{rel: in.Name, entry: &rootfs.Entry{Path: "/" + in.Name, Mode: 0o644, Data: []byte(in.Content)}})
 	}
-	uid, gid, err := b.chown(root, c.Chown)
+	uid, gid, err := resolveUser(root.view(), c.Chown)
 	if err != nil {
 		return b.lineErr(c.Location, "COPY --chown=%s: %v", c.Chown, err)
 	}

@@ -192,7 +192,11 @@ func writeInitrd(p string, b *kernel.Bundle, ic spec.InitConfig, modTime int64) 
 	idx := spec.ModuleIndex{KernelRelease: b.Desc.Release, Always: []string{"squashfs"}}
 	for _, m := range mods {
 		inInitrd := path.Join("/lib/modules", m.Name+".ko")
-		if err := t.Add(rootfs.Entry{Path: inInitrd, Mode: 0o644, HostPath: m.Path, Size: fileSize(m.Path)}); err != nil {
+		fi, err := os.Stat(m.Path)
+		if err != nil {
+			return fmt.Errorf("kernel bundle module %s: %w", m.Name, err)
+		}
+		if err := t.Add(rootfs.Entry{Path: inInitrd, Mode: 0o644, HostPath: m.Path, Size: fi.Size()}); err != nil {
 			return err
 		}
 		m.Path = inInitrd
@@ -235,12 +239,4 @@ func hasModule(mods []spec.Module, name string) bool {
 		}
 	}
 	return false
-}
-
-func fileSize(p string) int64 {
-	fi, err := os.Stat(p)
-	if err != nil {
-		return 0
-	}
-	return fi.Size()
 }
