@@ -16,6 +16,7 @@ import (
 	"strconv"
 
 	"github.com/uniforge/packer-plugin-unikernel/image"
+	"github.com/uniforge/packer-plugin-unikernel/internal/cachedir"
 	"github.com/uniforge/packer-plugin-unikernel/kernel"
 	"github.com/uniforge/packer-plugin-unikernel/rootfs"
 	"github.com/uniforge/packer-plugin-unikernel/spec"
@@ -38,7 +39,7 @@ type Request struct {
 	OutDir     string            // where the layout goes
 	Disk       bool              // also write disk.img
 	DataSize   int64             // bytes of a data partition on disk.img
-	CacheDir   string            // default rootfs.DefaultCacheDir()
+	CacheDir   string            // default cachedir.Dir()
 	HostRoot   string            // the root FROM host takes files from (default "/")
 	// SourceDateEpoch stamps every output; nil means the SOURCE_DATE_EPOCH
 	// variable, else DefaultSourceDateEpoch.
@@ -77,7 +78,7 @@ func Build(ctx context.Context, req Request) (*Result, error) {
 	b := &builder{req: req, file: req.Unifile, images: map[string]*rootfs.Image{}}
 	var err error
 	if b.cacheDir = req.CacheDir; b.cacheDir == "" {
-		if b.cacheDir, err = rootfs.DefaultCacheDir(); err != nil {
+		if b.cacheDir, err = cachedir.Dir(); err != nil {
 			return nil, err
 		}
 	}
@@ -118,7 +119,7 @@ func Build(ctx context.Context, req Request) (*Result, error) {
 	}
 	res.Warnings = append(res.Warnings, plan.warnings...)
 	b.progress("kernel %s", plan.settings.Kernel)
-	bundle, err := kernel.Resolve(ctx, plan.settings.Kernel, kernel.WithCacheDir(filepath.Join(b.cacheDir, "kernels")))
+	bundle, err := kernel.Resolve(ctx, plan.settings.Kernel, kernel.WithCacheDir(filepath.Join(b.cacheDir, cachedir.Kernels)))
 	if err != nil {
 		return nil, b.lineErr(plan.kernelLine, "KERNEL %s: %v", plan.settings.Kernel, err)
 	}

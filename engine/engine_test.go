@@ -14,6 +14,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
 	"github.com/uniforge/packer-plugin-unikernel/rootfs"
+	"github.com/uniforge/packer-plugin-unikernel/spec"
 	"github.com/uniforge/packer-plugin-unikernel/unifile"
 )
 
@@ -194,7 +195,7 @@ func TestRuntimeDirs(t *testing.T) {
 	if err := addRuntimeDirs(tree, "/srv/app"); err != nil {
 		t.Fatal(err)
 	}
-	for _, d := range append(mountPoints, "/srv/app") {
+	for _, d := range append(spec.MountPoints, "/srv/app") {
 		if e, ok := tree.Get(d); !ok || !e.IsDir() {
 			t.Errorf("%s is not a directory", d)
 		}

@@ -14,9 +14,6 @@ import (
 	"github.com/uniforge/packer-plugin-unikernel/unifile"
 )
 
-// mountPoints are the directories the init mounts over in the rootfs.
-var mountPoints = []string{"/dev", "/proc", "/sys", "/run", "/tmp"}
-
 // finalPlan is what the last stage becomes.
 type finalPlan struct {
 	settings   unifile.Settings // merged with the base image's config
@@ -97,7 +94,7 @@ func (b *builder) finalRoot(st *unifile.Stage, root *stageRoot) (*finalPlan, err
 // addRuntimeDirs adds what the init needs in every root: its mount points,
 // the working directory, and an /etc/resolv.conf to bind the DHCP answer over.
 func addRuntimeDirs(t *rootfs.Tree, workdir string) error {
-	dirs := append([]string{}, mountPoints...)
+	dirs := append([]string{}, spec.MountPoints...)
 	if workdir != "" {
 		dirs = append(dirs, workdir)
 	}

@@ -20,6 +20,7 @@ import (
 	"github.com/uniforge/packer-plugin-unikernel/image/disk"
 	"github.com/uniforge/packer-plugin-unikernel/image/initrd"
 	"github.com/uniforge/packer-plugin-unikernel/image/squashfs"
+	"github.com/uniforge/packer-plugin-unikernel/internal/atomicfile"
 	"github.com/uniforge/packer-plugin-unikernel/internal/initbin"
 	"github.com/uniforge/packer-plugin-unikernel/kernel"
 	"github.com/uniforge/packer-plugin-unikernel/rootfs"
@@ -96,7 +97,7 @@ func writeLayout(in Input, dir string) (*spec.ImageConfig, error) {
 	}
 	cfg.Rootfs = ref
 
-	if err := copyFile(in.Bundle.KernelPath(), filepath.Join(dir, spec.KernelFile)); err != nil {
+	if err := atomicfile.CopyFile(in.Bundle.KernelPath(), filepath.Join(dir, spec.KernelFile), 0o644); err != nil {
 		return nil, fmt.Errorf("copy the kernel: %w", err)
 	}
 	if err := writeInitrd(filepath.Join(dir, spec.InitrdFile), in.Bundle, initConfig(cfg), in.ModTime); err != nil {
@@ -111,7 +112,7 @@ func writeLayout(in Input, dir string) (*spec.ImageConfig, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &cfg, os.WriteFile(filepath.Join(dir, spec.ConfigFile), append(b, '\n'), 0o644)
+	return &cfg, atomicfile.WriteBytes(filepath.Join(dir, spec.ConfigFile), append(b, '\n'), 0o644)
 }
 
 // WriteDisk writes disk.img of the layout in dir, from its other files and
@@ -224,12 +225,12 @@ func writeInitrd(p string, b *kernel.Bundle, ic spec.InitConfig, modTime int64) 
 	if err := t.Add(rootfs.Entry{Path: "/dev/console", Mode: fs.ModeDevice | fs.ModeCharDevice | 0o600, Rdev: consoleDev}); err != nil {
 		return err
 	}
-	for _, d := range []string{"/dev", "/proc", "/sys", "/newroot", "/run", "/tmp"} {
+	for _, d := range append([]string{spec.NewRootPath}, spec.MountPoints...) {
 		if err := t.Add(rootfs.Entry{Path: d, Mode: fs.ModeDir | 0o755}); err != nil {
 			return err
 		}
 	}
-	return writeFileWith(p, func(w io.Writer) error { return initrd.Write(w, t, initrd.WithModTime(modTime)) })
+	return atomicfile.Write(p, 0o644, func(w io.Writer) error { return initrd.Write(w, t, initrd.WithModTime(modTime)) })
 }
 
 func hasModule(mods []spec.Module, name string) bool {

@@ -18,6 +18,7 @@ import (
 
 	"github.com/uniforge/packer-plugin-unikernel/init/modprobe"
 	"github.com/uniforge/packer-plugin-unikernel/init/netconf"
+	"github.com/uniforge/packer-plugin-unikernel/internal/atomicfile"
 	"github.com/uniforge/packer-plugin-unikernel/spec"
 )
 
@@ -36,7 +37,7 @@ const (
 )
 
 // newRoot is where the rootfs is mounted before the switch.
-const newRoot = "/newroot"
+const newRoot = spec.NewRootPath
 
 func main() {
 	con := openConsole()
@@ -156,7 +157,7 @@ func bringUpNetwork(con *console, cfg spec.Network, modulesDone <-chan struct{})
 // /etc/resolv.conf, when the rootfs has one to cover (it is read-only).
 func installResolvConf(res *netconf.Result) error {
 	const runConf, etcConf = "/run/resolv.conf", "/etc/resolv.conf"
-	if err := netconf.WriteFileAtomic(runConf, netconf.ResolvConf(res.DNS), 0o644); err != nil {
+	if err := atomicfile.WriteBytes(runConf, netconf.ResolvConf(res.DNS), 0o644); err != nil {
 		return err
 	}
 	if _, err := os.Stat(etcConf); err != nil {

@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/uniforge/packer-plugin-unikernel/spec"
 )
 
 type mountPoint struct {
@@ -30,7 +32,7 @@ var earlyMounts = []mountPoint{
 
 // movedMounts are carried into the new root; /dev/pts and /dev/shm travel
 // with /dev.
-var movedMounts = []string{"/dev", "/proc", "/sys", "/run", "/tmp"}
+var movedMounts = spec.MountPoints
 
 func mountEarly() error {
 	for _, m := range earlyMounts {

@@ -4,8 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
+
+	"github.com/uniforge/packer-plugin-unikernel/internal/cachedir"
 )
 
 // Option adjusts Import, Resolve and List.
@@ -29,7 +29,7 @@ type config struct {
 	grubLibDir string
 }
 
-// WithCacheDir keeps bundles in dir instead of os.UserCacheDir()/uni/kernels.
+// WithCacheDir keeps bundles in dir instead of the kernels directory of cachedir.Dir().
 func WithCacheDir(dir string) Option {
 	return func(c *config) { c.cacheDir = dir }
 }
@@ -63,11 +63,11 @@ func newConfig(opts []Option) (*config, error) {
 		o(c)
 	}
 	if c.cacheDir == "" {
-		base, err := os.UserCacheDir()
+		dir, err := cachedir.Sub("", cachedir.Kernels)
 		if err != nil {
-			return nil, fmt.Errorf("kernel cache: %w (set one with WithCacheDir)", err)
+			return nil, fmt.Errorf("kernel cache: %w", err)
 		}
-		c.cacheDir = filepath.Join(base, "uni", "kernels")
+		c.cacheDir = dir
 	}
 	if c.name != "" {
 		if err := checkAlias(c.name); err != nil {

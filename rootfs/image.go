@@ -3,7 +3,6 @@ package rootfs
 import (
 	"context"
 	"fmt"
-	"os"
 	"path/filepath"
 	"runtime"
 
@@ -11,6 +10,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/uniforge/packer-plugin-unikernel/internal/cachedir"
 )
 
 // Image is a base root made from an OCI or Docker image.
@@ -47,18 +47,6 @@ func WithRemoteOptions(opts ...remote.Option) ImageOption {
 	return func(o *imageOptions) { o.remote = append(o.remote, opts...) }
 }
 
-// DefaultCacheDir is where uni keeps its caches unless told otherwise.
-func DefaultCacheDir() (string, error) {
-	if d := os.Getenv("UNI_CACHE_DIR"); d != "" {
-		return d, nil
-	}
-	d, err := os.UserCacheDir()
-	if err != nil {
-		return "", err
-	}
-	return filepath.Join(d, "uni"), nil
-}
-
 // PullImage fetches ref from its registry and applies its layers, in
 // order, to a new Tree. Layers are validated once (no entry may climb out
 // of the root, no symlink may point above it) and cached by diff id, so a
@@ -72,7 +60,7 @@ func PullImage(ctx context.Context, ref string, opts ...ImageOption) (*Image, er
 		opt(&o)
 	}
 	if o.cacheDir == "" {
-		d, err := DefaultCacheDir()
+		d, err := cachedir.Dir()
 		if err != nil {
 			return nil, err
 		}

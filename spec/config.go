@@ -18,7 +18,14 @@ const (
 	InitPath        = "/init"
 	InitConfigPath  = "/uni/init.json"
 	ModuleIndexPath = "/uni/modules.json"
+	NewRootPath     = "/newroot" // where the init mounts the rootfs before moving into it
 )
+
+// MountPoints are the directories of the app's root that the init mounts
+// its own filesystems over (devtmpfs, proc, sysfs, and tmpfs on /run and
+// /tmp): every root gets them as empty directories, and anything a build
+// put under them would be hidden at run time.
+var MountPoints = []string{"/dev", "/proc", "/sys", "/run", "/tmp"}
 
 // Console markers the init prints, and `uni run` and the benchmarks read.
 const (

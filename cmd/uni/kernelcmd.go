@@ -7,19 +7,19 @@ import (
 	"path/filepath"
 	"text/tabwriter"
 
+	"github.com/uniforge/packer-plugin-unikernel/internal/cachedir"
 	"github.com/uniforge/packer-plugin-unikernel/kernel"
-	"github.com/uniforge/packer-plugin-unikernel/rootfs"
 )
 
 func cmdKernel(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
 		return errUsage
 	}
-	cache, err := rootfs.DefaultCacheDir()
+	cache, err := cachedir.Dir()
 	if err != nil {
 		return err
 	}
-	opts := []kernel.Option{kernel.WithCacheDir(filepath.Join(cache, "kernels"))}
+	opts := []kernel.Option{kernel.WithCacheDir(filepath.Join(cache, cachedir.Kernels))}
 	switch args[0] {
 	case "ls", "list":
 		ds, err := kernel.List(opts...)

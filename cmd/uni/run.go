@@ -10,8 +10,8 @@ import (
 
 	"github.com/uniforge/packer-plugin-unikernel/engine"
 	"github.com/uniforge/packer-plugin-unikernel/image"
+	"github.com/uniforge/packer-plugin-unikernel/internal/cachedir"
 	"github.com/uniforge/packer-plugin-unikernel/kernel"
-	"github.com/uniforge/packer-plugin-unikernel/rootfs"
 	"github.com/uniforge/packer-plugin-unikernel/spec"
 	"github.com/uniforge/packer-plugin-unikernel/unifile"
 	"github.com/uniforge/packer-plugin-unikernel/vm"
@@ -146,11 +146,11 @@ func ensureDisk(ctx context.Context, layout string) error {
 	if err != nil {
 		return err
 	}
-	cache, err := rootfs.DefaultCacheDir()
+	cache, err := cachedir.Dir()
 	if err != nil {
 		return err
 	}
-	b, err := kernel.Resolve(ctx, cfg.Kernel.Digest, kernel.WithCacheDir(filepath.Join(cache, "kernels")))
+	b, err := kernel.Resolve(ctx, cfg.Kernel.Digest, kernel.WithCacheDir(filepath.Join(cache, cachedir.Kernels)))
 	if err != nil {
 		return fmt.Errorf("%s has no disk.img and its kernel bundle %s is not at hand to make one: %w (rebuild with uni build --disk)", layout, cfg.Kernel.Digest, err)
 	}

@@ -11,9 +11,10 @@ import (
 	"fmt"
 	"hash"
 	"os"
-	"path/filepath"
 	"sort"
 	"time"
+
+	"github.com/uniforge/packer-plugin-unikernel/internal/atomicfile"
 )
 
 // Inputs are the files a disk is made from (paths on the host) and the
@@ -146,33 +147,17 @@ func Write(path string, in Inputs, opts ...Option) (err error) {
 	if err != nil {
 		return err
 	}
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*.tmp")
-	if err != nil {
-		return fmt.Errorf("creating temporary disk for %s: %w", path, err)
-	}
-	defer func() {
-		if err != nil {
-			f.Close()
-			os.Remove(f.Name())
+	err = atomicfile.WriteFile(path, 0o644, func(f *os.File) error {
+		if err := f.Truncate(p.layout.Size()); err != nil {
+			return fmt.Errorf("sizing %s: %w", f.Name(), err)
 		}
-	}()
-	if err = f.Truncate(p.layout.Size()); err != nil {
-		return fmt.Errorf("sizing %s: %w", f.Name(), err)
-	}
-	if err = p.write(f); err != nil {
-		return fmt.Errorf("writing %s: %w", path, err)
-	}
-	if err = f.Chmod(0o644); err != nil {
+		if err := p.write(f); err != nil {
+			return fmt.Errorf("writing %s: %w", path, err)
+		}
+		return f.Sync()
+	})
+	if err != nil {
 		return err
-	}
-	if err = f.Sync(); err != nil {
-		return fmt.Errorf("syncing %s: %w", f.Name(), err)
-	}
-	if err = f.Close(); err != nil {
-		return fmt.Errorf("closing %s: %w", f.Name(), err)
-	}
-	if err = os.Rename(f.Name(), path); err != nil {
-		return fmt.Errorf("renaming disk into place: %w", err)
 	}
 	return nil
 }

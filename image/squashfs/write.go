@@ -11,9 +11,9 @@ import (
 	"io"
 	"math/bits"
 	"os"
-	"path/filepath"
 
 	"github.com/klauspost/compress/zstd"
+	"github.com/uniforge/packer-plugin-unikernel/internal/atomicfile"
 	"github.com/uniforge/packer-plugin-unikernel/rootfs"
 )
 
@@ -158,23 +158,8 @@ func (c *countingWriter) Write(p []byte) (int, error) {
 // a temporary file in the same directory that is renamed into place only
 // when the image is complete.
 func WriteFile(path string, fsys *rootfs.Tree, opts ...Option) error {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*.tmp")
+	err := atomicfile.WriteFile(path, 0o644, func(f *os.File) error { return Write(f, fsys, opts...) })
 	if err != nil {
-		return fmt.Errorf("squashfs: %w", err)
-	}
-	tmp := f.Name()
-	err = Write(f, fsys, opts...)
-	if err == nil {
-		err = f.Chmod(0o644)
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err != nil {
-		os.Remove(tmp)
 		return fmt.Errorf("%s: %w", path, err)
 	}
 	return nil

@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"os"
 	"sort"
 	"strings"
 	"sync"
@@ -218,14 +217,4 @@ func ResolvConf(dns []net.IP) []byte {
 		fmt.Fprintf(&b, "nameserver %s\n", ip)
 	}
 	return []byte(b.String())
-}
-
-// WriteFileAtomic writes data to p through a temporary name in the same
-// directory, so a reader never sees half a file.
-func WriteFileAtomic(p string, data []byte, perm os.FileMode) error {
-	tmp := p + ".tmp"
-	if err := os.WriteFile(tmp, data, perm); err != nil {
-		return err
-	}
-	return os.Rename(tmp, p)
 }
