@@ -6,6 +6,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 out=internal/initbin/uni-init
 CGO_ENABLED=0 GOOS=linux GOARCH=amd64 GOFLAGS=-mod=readonly \
-  go build -trimpath -ldflags='-s -w -buildid=' -o "$out" ./init
+  go build -trimpath -buildvcs=false -ldflags='-s -w -buildid=' -o "$out" ./init
 go env GOVERSION > internal/initbin/uni-init.go-version
 echo "built $out ($(stat -c %s "$out") bytes, $(cat internal/initbin/uni-init.go-version))"

@@ -6,5 +6,5 @@ var BuildEnv = []string{"CGO_ENABLED=0", "GOOS=linux", "GOARCH=amd64", "GOFLAGS=
 
 // BuildArgs is the argv of `go` that builds the init package pkg into out.
 func BuildArgs(out, pkg string) []string {
-	return []string{"build", "-trimpath", "-ldflags=-s -w -buildid=", "-o", out, pkg}
+	return []string{"build", "-trimpath", "-buildvcs=false", "-ldflags=-s -w -buildid=", "-o", out, pkg}
 }
