@@ -15,7 +15,6 @@ import (
 	"path/filepath"
 	"strconv"
 
-	"github.com/uniforge/packer-plugin-unikernel/image"
 	"github.com/uniforge/packer-plugin-unikernel/internal/cachedir"
 	"github.com/uniforge/packer-plugin-unikernel/kernel"
 	"github.com/uniforge/packer-plugin-unikernel/rootfs"
@@ -113,35 +112,35 @@ func Build(ctx context.Context, req Request) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	plan, err := b.finalRoot(u.Final(), final)
+	plan, err := b.finalRoot(ctx, u.Final(), final)
 	if err != nil {
 		return nil, err
 	}
-	res.Warnings = append(res.Warnings, plan.warnings...)
-	b.progress("kernel %s", plan.settings.Kernel)
-	bundle, err := kernel.Resolve(ctx, plan.settings.Kernel, kernel.WithCacheDir(filepath.Join(b.cacheDir, cachedir.Kernels)))
+	res.Warnings = append(res.Warnings, plan.Warnings...)
+	b.progress("kernel %s", plan.Kernel)
+	bundle, err := ResolveKernel(ctx, plan.Plan, kernel.WithCacheDir(filepath.Join(b.cacheDir, cachedir.Kernels)))
 	if err != nil {
-		return nil, b.lineErr(plan.kernelLine, "KERNEL %s: %v", plan.settings.Kernel, err)
+		return nil, b.kernelErr(plan.kernelLine, err)
 	}
-	if err := checkMemory(bundle, plan); err != nil {
-		return nil, b.lineErr(plan.memoryLine, "%v", err)
+	if err := CheckMemory(bundle, plan.Plan); err != nil {
+		return nil, b.lineErr(plan.memoryLine, err)
 	}
-	plan.config.Build = spec.BuildInfo{SourceDateEpoch: epoch, Tool: "uni " + Version}
 	b.progress("writing %s", req.OutDir)
-	cfg, err := image.Assemble(image.Input{
-		Root:       plan.root,
-		Config:     plan.config,
-		Bundle:     bundle,
-		KernelName: plan.settings.Kernel,
-		Disk:       req.Disk,
-		DataSize:   req.DataSize,
-		ModTime:    epoch,
-	}, req.OutDir)
+	cfg, err := Assemble(ctx, plan.Plan, bundle, Output{Dir: req.OutDir, Disk: req.Disk, DataSize: req.DataSize, SourceDateEpoch: epoch})
 	if err != nil {
 		return nil, err
 	}
 	res.Config = cfg
 	return res, nil
+}
+
+// kernelErr puts the KERNEL line on a kernel error, unless the build was
+// stopped: an interrupted download is not the Unifile's fault.
+func (b *builder) kernelErr(loc unifile.Location, err error) error {
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return err
+	}
+	return b.lineErr(loc, err)
 }
 
 // stages builds every stage's root in order and returns the last one's.
@@ -152,7 +151,7 @@ func (b *builder) stages(ctx context.Context, u *unifile.Unifile) (*stageRoot, e
 		if err != nil {
 			return nil, err
 		}
-		root := &stageRoot{upper: rootfs.NewTree(), image: img}
+		root := &stageRoot{upper: rootfs.NewTree(), image: img, lines: map[string]unifile.Location{}}
 		root.fs = rootfs.Overlay{Upper: root.upper, Lower: lower}
 		for _, ins := range st.Instructions {
 			if c, ok := ins.(*unifile.Copy); ok {
@@ -179,9 +178,18 @@ func (b *builder) progress(format string, args ...any) {
 	fmt.Fprintf(b.req.Log, "==> "+format+"\n", args...)
 }
 
-// lineErr is an error located at a line of the Unifile.
-func (b *builder) lineErr(loc unifile.Location, format string, args ...any) error {
-	return &unifile.Error{File: b.file, Line: loc.Line, Msg: fmt.Sprintf(format, args...)}
+// lineErr locates err at a line of the Unifile, keeping it as the cause.
+func (b *builder) lineErr(loc unifile.Location, err error) error {
+	var ue *unifile.Error
+	if errors.As(err, &ue) {
+		return err // located already
+	}
+	return &unifile.Error{File: b.file, Line: loc.Line, Msg: err.Error(), Err: err}
+}
+
+// lineErrf is lineErr of a formatted error (wrap the cause with %w).
+func (b *builder) lineErrf(loc unifile.Location, format string, args ...any) error {
+	return b.lineErr(loc, fmt.Errorf(format, args...))
 }
 
 func sourceDateEpoch(given *int64) (int64, error) {
@@ -197,17 +205,4 @@ func sourceDateEpoch(given *int64) (int64, error) {
 		return 0, errors.New("SOURCE_DATE_EPOCH: want a non-negative number of seconds")
 	}
 	return v, nil
-}
-
-// checkMemory refuses a MEMORY the kernel cannot boot in, which would
-// otherwise end in a silent reset at boot.
-func checkMemory(b *kernel.Bundle, p *finalPlan) error {
-	need, err := image.KernelMinMemory(b.KernelPath())
-	if err != nil {
-		return err
-	}
-	if p.config.MemoryBytes < need {
-		return fmt.Errorf("MEMORY %d MiB is too small for kernel %s: it needs at least %d MiB to boot", p.config.MemoryBytes>>20, b.Desc.Release, need>>20)
-	}
-	return nil
 }

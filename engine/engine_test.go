@@ -174,7 +174,7 @@ func TestResolveUser(t *testing.T) {
 	tree.Add(rootfs.Entry{Path: "/etc/passwd", Mode: 0o644, Data: []byte("root:x:0:0::/:/bin/sh\napp:x:1000:1001::/home/app:/bin/sh\n")})
 	tree.Add(rootfs.Entry{Path: "/etc/group", Mode: 0o644, Data: []byte("root:x:0:\nstaff:x:50:\n")})
 	for spec, want := range map[string][2]uint32{
-		"app": {1000, 1001}, "app:staff": {1000, 50}, "1000": {1000, 1001}, "42": {42, 42}, "42:7": {42, 7}, "": {0, 0},
+		"app": {1000, 1001}, "app:staff": {1000, 50}, "1000": {1000, 1001}, "42": {42, 0}, "42:7": {42, 7}, "": {0, 0},
 	} {
 		u, g, err := resolveUser(tree, spec)
 		if err != nil || u != want[0] || g != want[1] {
@@ -192,7 +192,7 @@ func TestResolveUser(t *testing.T) {
 func TestRuntimeDirs(t *testing.T) {
 	tree := rootfs.NewTree()
 	tree.Add(rootfs.Entry{Path: "/etc/resolv.conf", Mode: fs.ModeSymlink | 0o777, Link: "../run/systemd/resolve/stub-resolv.conf"})
-	if err := addRuntimeDirs(tree, "/srv/app"); err != nil {
+	if err := addRuntimeFiles(tree, "/srv/app"); err != nil {
 		t.Fatal(err)
 	}
 	for _, d := range append(spec.MountPoints, "/srv/app") {
@@ -202,5 +202,8 @@ func TestRuntimeDirs(t *testing.T) {
 	}
 	if e, ok := tree.Get("/etc/resolv.conf"); !ok || !e.IsRegular() {
 		t.Errorf("a dangling resolv.conf link was not replaced by a file: %+v", e)
+	}
+	if e, ok := tree.Get(spec.HostsPath); !ok || !e.IsRegular() {
+		t.Errorf("no %s for the init to bind the guest's over: %+v", spec.HostsPath, e)
 	}
 }

@@ -1,7 +1,9 @@
 package engine
 
 import (
-	"io/fs"
+	"context"
+	"errors"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -14,105 +16,78 @@ import (
 	"github.com/uniforge/packer-plugin-unikernel/unifile"
 )
 
-// finalPlan is what the last stage becomes.
+// finalPlan is what the last stage of a Unifile becomes, with the lines
+// that errors of the later steps point at.
 type finalPlan struct {
-	settings   unifile.Settings // merged with the base image's config
-	root       *rootfs.Tree
-	config     spec.ImageConfig
+	*Plan
 	kernelLine unifile.Location
 	memoryLine unifile.Location
-	warnings   []string
 }
 
-// finalRoot cuts the unikernel's root out of the last stage: the
-// entrypoint's closure, everything COPY put there, and the INCLUDE paths.
-func (b *builder) finalRoot(st *unifile.Stage, root *stageRoot) (*finalPlan, error) {
-	p := &finalPlan{settings: mergeBase(st.Settings, root.image), kernelLine: st.Location, memoryLine: st.Location}
+// finalRoot runs the core's Cut on the last stage of u and puts the
+// Unifile's line on its errors.
+func (b *builder) finalRoot(ctx context.Context, st *unifile.Stage, root *stageRoot) (*finalPlan, error) {
+	fp := &finalPlan{kernelLine: st.Location, memoryLine: st.Location}
 	for _, ins := range st.Instructions {
 		switch ins.(type) {
 		case *unifile.Kernel:
-			p.kernelLine = ins.Pos()
+			fp.kernelLine = ins.Pos()
 		case *unifile.Memory:
-			p.memoryLine = ins.Pos()
+			fp.memoryLine = ins.Pos()
 		}
 	}
-	s := &p.settings
-	argv := s.Argv()
-	if len(argv) == 0 {
-		return nil, b.lineErr(st.Location, "no ENTRYPOINT or CMD in the last stage or its base image: nothing to run")
-	}
-	fsys := root.view()
-	res, err := closure.Resolve(fsys, argv,
-		closure.WithEnv(s.Env),
-		closure.WithWorkdir(s.WorkingDirOrRoot()),
-		closure.WithExtraPaths(s.Includes...))
-	if err != nil {
-		return nil, b.lineErr(entrypointLine(st), "%v", err)
-	}
-	p.warnings = res.Warnings
-	tree, err := res.Tree(fsys)
-	if err != nil {
-		return nil, b.lineErr(entrypointLine(st), "%v", err)
-	}
-	// Everything COPY wrote stays, whether the closure saw it or not.
-	err = root.upper.Walk(func(e *rootfs.Entry) error {
-		if e.Path == "/" {
-			return nil
-		}
-		if old, ok := tree.Get(e.Path); ok && old.IsDir() && e.IsDir() {
-			return nil
-		}
-		return tree.Add(*e)
+	plan, err := Cut(ctx, FinalStage{
+		Root:     root.view(),
+		Added:    root.upper,
+		Settings: mergeBase(st.Settings, root.image),
 	})
 	if err != nil {
-		return nil, err
+		return nil, b.stepLineErr(st, root, err)
 	}
-	if err := addRuntimeDirs(tree, s.WorkingDir); err != nil {
-		return nil, err
-	}
-	uid, gid, err := resolveUser(fsys, s.User)
-	if err != nil {
-		return nil, b.lineErr(userLine(st), "USER %s: %v", s.User, err)
-	}
-	p.root = tree
-	argv[0] = res.Exe
-	p.config = spec.ImageConfig{
-		Entrypoint:   argv,
-		Env:          s.Env,
-		WorkingDir:   s.WorkingDir,
-		ExposedPorts: s.ExposedPorts,
-		MemoryBytes:  s.MemoryBytes,
-		CPUs:         s.CPUs,
-		Labels:       s.Labels,
-	}
-	if uid != 0 || gid != 0 {
-		p.config.User = &spec.User{UID: uid, GID: gid}
-	}
-	return p, nil
+	fp.Plan = plan
+	return fp, nil
 }
 
-// addRuntimeDirs adds what the init needs in every root: its mount points,
-// the working directory, and an /etc/resolv.conf to bind the DHCP answer over.
-func addRuntimeDirs(t *rootfs.Tree, workdir string) error {
-	dirs := append([]string{}, spec.MountPoints...)
-	if workdir != "" {
-		dirs = append(dirs, workdir)
+// stepLineErr locates a core error at the Unifile line that caused it.
+func (b *builder) stepLineErr(st *unifile.Stage, root *stageRoot, err error) error {
+	var se *StepError
+	if !errors.As(err, &se) {
+		return err
 	}
-	for _, d := range dirs {
-		if e, _, err := rootfs.Resolve(t, d); err == nil && e.IsDir() {
-			continue
-		}
-		if err := t.Add(rootfs.Entry{Path: d, Mode: fs.ModeDir | 0o755}); err != nil {
-			return err
+	loc := st.Location
+	switch se.Step {
+	case StepEntrypoint:
+		loc = lastOf(st, loc, func(i unifile.Instruction) bool {
+			_, e := i.(*unifile.Entrypoint)
+			_, c := i.(*unifile.Cmd)
+			return e || c
+		})
+	case StepUser:
+		loc = lastOf(st, loc, func(i unifile.Instruction) bool { _, ok := i.(*unifile.User); return ok })
+	case StepWorkdir:
+		loc = lastOf(st, loc, func(i unifile.Instruction) bool { _, ok := i.(*unifile.Workdir); return ok })
+	case StepInclude:
+		loc = lastOf(st, loc, func(i unifile.Instruction) bool {
+			inc, ok := i.(*unifile.Include)
+			return ok && slices.Contains(inc.Paths, se.Path)
+		})
+	case StepAdded:
+		if l, ok := root.lines[se.Path]; ok {
+			loc = l
 		}
 	}
-	if _, _, err := rootfs.Resolve(t, "/etc/resolv.conf"); err != nil {
-		if e, ok := t.Get("/etc/resolv.conf"); ok && e.IsSymlink() {
-			t.Remove("/etc/resolv.conf") // a dangling link (to systemd-resolved, say)
+	return b.lineErr(loc, err)
+}
+
+// lastOf is the location of the last instruction of st that match accepts,
+// else def.
+func lastOf(st *unifile.Stage, def unifile.Location, match func(unifile.Instruction) bool) unifile.Location {
+	for _, ins := range st.Instructions {
+		if match(ins) {
+			def = ins.Pos()
 		}
-		return t.Add(rootfs.Entry{Path: "/etc/resolv.conf", Mode: 0o644, Data: []byte{}})
 	}
-	return nil
+	return def
 }
 
 // mergeBase applies Docker's inheritance from a base image's config: its
@@ -196,26 +171,4 @@ func mergePorts(ports []spec.Port, c v1.Config) []spec.Port {
 		return ports[i].Port < ports[j].Port
 	})
 	return ports
-}
-
-// entrypointLine is where the program to run was named, for errors about it.
-func entrypointLine(st *unifile.Stage) unifile.Location {
-	loc := st.Location
-	for _, ins := range st.Instructions {
-		switch ins.(type) {
-		case *unifile.Entrypoint, *unifile.Cmd:
-			loc = ins.Pos()
-		}
-	}
-	return loc
-}
-
-func userLine(st *unifile.Stage) unifile.Location {
-	loc := st.Location
-	for _, ins := range st.Instructions {
-		if _, ok := ins.(*unifile.User); ok {
-			loc = ins.Pos()
-		}
-	}
-	return loc
 }

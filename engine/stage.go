@@ -17,6 +17,8 @@ type stageRoot struct {
 	upper *rootfs.Tree
 	fs    rootfs.Overlay
 	image *rootfs.Image // the base image, for its config; nil for scratch and host
+	// lines says which COPY wrote each path of upper, for errors about it.
+	lines map[string]unifile.Location
 }
 
 // baseRoot returns the FS a stage starts from.
@@ -32,7 +34,7 @@ func (b *builder) baseRoot(ctx context.Context, st *unifile.Stage, done []*stage
 	default:
 		img, err := b.pull(ctx, st.Base.Ref)
 		if err != nil {
-			return nil, nil, b.lineErr(st.Location, "FROM %s: %v", st.Base.Ref, err)
+			return nil, nil, b.lineErrf(st.Location, "FROM %s: %w", st.Base.Ref, err)
 		}
 		return img.Tree, img, nil
 	}
@@ -58,7 +60,7 @@ func (b *builder) copyInto(ctx context.Context, root *stageRoot, c *unifile.Copy
 	for _, s := range c.Sources {
 		got, err := b.copySources(ctx, c, s, done)
 		if err != nil {
-			return b.lineErr(c.Location, "COPY %s: %v", s, err)
+			return b.lineErrf(c.Location, "COPY %s: %w", s, err)
 		}
 		srcs = append(srcs, got...)
 	}
@@ -67,7 +69,7 @@ func (b *builder) copyInto(ctx context.Context, root *stageRoot, c *unifile.Copy
 	}
 	uid, gid, err := resolveUser(root.view(), c.Chown)
 	if err != nil {
-		return b.lineErr(c.Location, "COPY --chown=%s: %v", c.Chown, err)
+		return b.lineErrf(c.Location, "COPY --chown=%s: %w", c.Chown, err)
 	}
 	dest := c.Dest
 	if !path.IsAbs(dest) {
@@ -94,12 +96,13 @@ func (b *builder) copyInto(ctx context.Context, root *stageRoot, c *unifile.Copy
 			e.Mode = e.Mode&^(fs.ModePerm|fs.ModeSetuid|fs.ModeSetgid|fs.ModeSticky) | rootfs.PermFromUnix(*c.Chmod)
 		}
 		if err := root.upper.Add(e); err != nil {
-			return b.lineErr(c.Location, "COPY to %s: %v", e.Path, err)
+			return b.lineErrf(c.Location, "COPY to %s: %w", e.Path, err)
 		}
+		root.lines[e.Path] = c.Location
 	}
 	if intoDir {
 		if err := root.upper.Add(rootfs.Entry{Path: dest, Mode: fs.ModeDir | 0o755, UID: uid, GID: gid}); err != nil {
-			return b.lineErr(c.Location, "COPY to %s: %v", dest, err)
+			return b.lineErrf(c.Location, "COPY to %s: %w", dest, err)
 		}
 	}
 	return nil

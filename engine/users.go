@@ -13,8 +13,8 @@ import (
 
 // resolveUser turns a USER or --chown value into ids, looking names up in
 // the root's /etc/passwd and /etc/group. A user without a group takes the
-// user's primary group (Docker's rule), or the uid itself when the user is
-// numeric and unknown.
+// user's primary group (Docker's rule), or group 0 when the user is
+// numeric and not in the root's /etc/passwd (Docker's rule too).
 func resolveUser(fsys rootfs.FS, spec string) (uid, gid uint32, err error) {
 	if spec == "" {
 		return 0, 0, nil
@@ -24,7 +24,7 @@ func resolveUser(fsys rootfs.FS, spec string) (uid, gid uint32, err error) {
 		return 0, 0, err
 	}
 	uid, uok := us.UID()
-	primary := uid
+	primary := uint32(0)
 	if !uok {
 		fields, err := lookup(fsys, "/etc/passwd", us.User)
 		if err != nil {

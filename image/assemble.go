@@ -6,6 +6,7 @@
 package image
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -55,7 +56,7 @@ type Input struct {
 // Assemble writes the image layout of in to dir. Everything is written into
 // a temporary directory beside dir and renamed over it at the end, so a
 // failed build leaves dir as it was.
-func Assemble(in Input, dir string) (*spec.ImageConfig, error) {
+func Assemble(ctx context.Context, in Input, dir string) (*spec.ImageConfig, error) {
 	dir = filepath.Clean(dir)
 	if err := os.MkdirAll(filepath.Dir(dir), 0o755); err != nil {
 		return nil, err
@@ -65,7 +66,7 @@ func Assemble(in Input, dir string) (*spec.ImageConfig, error) {
 		return nil, err
 	}
 	defer os.RemoveAll(tmp)
-	cfg, err := writeLayout(in, tmp)
+	cfg, err := writeLayout(ctx, in, tmp)
 	if err != nil {
 		return nil, err
 	}
@@ -75,7 +76,7 @@ func Assemble(in Input, dir string) (*spec.ImageConfig, error) {
 	return cfg, replaceDir(tmp, dir)
 }
 
-func writeLayout(in Input, dir string) (*spec.ImageConfig, error) {
+func writeLayout(ctx context.Context, in Input, dir string) (*spec.ImageConfig, error) {
 	cfg := in.Config
 	cfg.SchemaVersion = 1
 	cfg.Kernel = in.Bundle.Ref(in.KernelName)
@@ -88,7 +89,7 @@ func writeLayout(in Input, dir string) (*spec.ImageConfig, error) {
 	}
 
 	rootfsPath := filepath.Join(dir, spec.RootfsFile)
-	if err := squashfs.WriteFile(rootfsPath, in.Root, squashfs.WithModTime(in.ModTime)); err != nil {
+	if err := squashfs.WriteFile(ctx, rootfsPath, in.Root, squashfs.WithModTime(in.ModTime)); err != nil {
 		return nil, fmt.Errorf("write %s: %w", spec.RootfsFile, err)
 	}
 	ref, err := describeRootfs(rootfsPath)
@@ -96,15 +97,18 @@ func writeLayout(in Input, dir string) (*spec.ImageConfig, error) {
 		return nil, err
 	}
 	cfg.Rootfs = ref
+	if cfg.Hostname == "" {
+		cfg.Hostname = DefaultHostname(ref)
+	}
 
 	if err := atomicfile.CopyFile(in.Bundle.KernelPath(), filepath.Join(dir, spec.KernelFile), 0o644); err != nil {
 		return nil, fmt.Errorf("copy the kernel: %w", err)
 	}
-	if err := writeInitrd(filepath.Join(dir, spec.InitrdFile), in.Bundle, initConfig(cfg), in.ModTime); err != nil {
+	if err := writeInitrd(ctx, filepath.Join(dir, spec.InitrdFile), in.Bundle, initConfig(cfg), in.ModTime); err != nil {
 		return nil, fmt.Errorf("write %s: %w", spec.InitrdFile, err)
 	}
 	if in.Disk {
-		if err := WriteDisk(dir, in.Bundle, cfg.Cmdline, in.DataSize, in.ModTime); err != nil {
+		if err := WriteDisk(ctx, dir, in.Bundle, cfg.Cmdline, in.DataSize, in.ModTime); err != nil {
 			return nil, err
 		}
 	}
@@ -117,8 +121,8 @@ func writeLayout(in Input, dir string) (*spec.ImageConfig, error) {
 
 // WriteDisk writes disk.img of the layout in dir, from its other files and
 // the bundle's boot loaders.
-func WriteDisk(dir string, b *kernel.Bundle, cmdline string, dataSize, modTime int64) error {
-	err := disk.Write(filepath.Join(dir, spec.DiskFile), disk.Inputs{
+func WriteDisk(ctx context.Context, dir string, b *kernel.Bundle, cmdline string, dataSize, modTime int64) error {
+	err := disk.Write(ctx, filepath.Join(dir, spec.DiskFile), disk.Inputs{
 		Kernel:        filepath.Join(dir, spec.KernelFile),
 		Initrd:        filepath.Join(dir, spec.InitrdFile),
 		Rootfs:        filepath.Join(dir, spec.RootfsFile),
@@ -132,6 +136,17 @@ func WriteDisk(dir string, b *kernel.Bundle, cmdline string, dataSize, modTime i
 		return fmt.Errorf("write %s: %w", spec.DiskFile, err)
 	}
 	return nil
+}
+
+// DefaultHostname is the guest's hostname unless the config names one:
+// like Docker's container id, short hex that tells images apart, here
+// taken from the rootfs digest so that it is the same on every build.
+func DefaultHostname(r spec.RootfsRef) string {
+	hex := strings.TrimPrefix(r.Digest, "sha256:")
+	if len(hex) > 12 {
+		hex = hex[:12]
+	}
+	return "uni-" + hex
 }
 
 // initConfig is the part of the image config the init needs.
@@ -184,7 +199,7 @@ func describeRootfs(p string) (spec.RootfsRef, error) {
 
 // writeInitrd writes the initrd: the init, its config, and the modules the
 // targets need with the index the init loads them by.
-func writeInitrd(p string, b *kernel.Bundle, ic spec.InitConfig, modTime int64) error {
+func writeInitrd(ctx context.Context, p string, b *kernel.Bundle, ic spec.InitConfig, modTime int64) error {
 	mods, err := b.ModuleSet(kernel.DefaultModules()...)
 	if err != nil {
 		return err
@@ -230,7 +245,7 @@ func writeInitrd(p string, b *kernel.Bundle, ic spec.InitConfig, modTime int64) 
 			return err
 		}
 	}
-	return atomicfile.Write(p, 0o644, func(w io.Writer) error { return initrd.Write(w, t, initrd.WithModTime(modTime)) })
+	return atomicfile.Write(p, 0o644, func(w io.Writer) error { return initrd.Write(ctx, w, t, initrd.WithModTime(modTime)) })
 }
 
 func hasModule(mods []spec.Module, name string) bool {

@@ -157,7 +157,7 @@ func writeRootfs(t *testing.T, dir, app string) (string, string) {
 	}
 	mustAdd(t, tr, rootfs.Entry{Path: "/etc/resolv.conf", Mode: 0o644})
 	img := filepath.Join(dir, "rootfs.img")
-	if err := squashfs.WriteFile(img, tr); err != nil {
+	if err := squashfs.WriteFile(context.Background(), img, tr); err != nil {
 		t.Fatal(err)
 	}
 	f, err := os.Open(img)
@@ -204,7 +204,7 @@ func writeInitrd(t *testing.T, out, initBin string, cfg spec.InitConfig, b *kern
 		t.Fatal(err)
 	}
 	defer f.Close()
-	if err := initrd.Write(f, tr, initrd.WithCompression(c)); err != nil {
+	if err := initrd.Write(context.Background(), f, tr, initrd.WithCompression(c)); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -131,6 +131,9 @@ func run(con *console) (int, error) {
 		}
 	}
 	con.mark("network done")
+	if err := installHosts(cfg.Hostname); err != nil {
+		con.errorf("hosts: %v", err)
+	}
 	return runApp(con, &cfg)
 }
 
@@ -156,7 +159,7 @@ func bringUpNetwork(con *console, cfg spec.Network, modulesDone <-chan struct{})
 // installResolvConf writes /run/resolv.conf and binds it over
 // /etc/resolv.conf, when the rootfs has one to cover (it is read-only).
 func installResolvConf(res *netconf.Result) error {
-	const runConf, etcConf = "/run/resolv.conf", "/etc/resolv.conf"
+	const runConf, etcConf = "/run/resolv.conf", spec.ResolvConfPath
 	if err := atomicfile.WriteBytes(runConf, netconf.ResolvConf(res.DNS), 0o644); err != nil {
 		return err
 	}
@@ -164,6 +167,29 @@ func installResolvConf(res *netconf.Result) error {
 		return nil
 	}
 	return bindMount(runConf, etcConf)
+}
+
+// installHosts writes /run/hosts, with localhost and the guest's hostname
+// as Docker's /etc/hosts has them, and binds it over /etc/hosts, so that
+// the app can resolve its own name (dns.lookup(os.hostname()) in node).
+func installHosts(hostname string) error {
+	const runHosts = "/run/hosts"
+	if err := atomicfile.WriteBytes(runHosts, hostsFile(hostname), 0o644); err != nil {
+		return err
+	}
+	if _, err := os.Stat(spec.HostsPath); err != nil {
+		return nil
+	}
+	return bindMount(runHosts, spec.HostsPath)
+}
+
+// hostsFile is the guest's /etc/hosts.
+func hostsFile(hostname string) []byte {
+	b := "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"
+	if hostname != "" {
+		b += "127.0.1.1\t" + hostname + "\n"
+	}
+	return []byte(b)
 }
 
 func readJSON(p string, v any) error {

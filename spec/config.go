@@ -27,6 +27,13 @@ const (
 // put under them would be hidden at run time.
 var MountPoints = []string{"/dev", "/proc", "/sys", "/run", "/tmp"}
 
+// Files of the app's root that the init binds its own over at boot (the
+// root is read-only): every root has them, empty if need be.
+const (
+	ResolvConfPath = "/etc/resolv.conf" // the DNS servers DHCP gave
+	HostsPath      = "/etc/hosts"       // localhost and the guest's hostname
+)
+
 // Console markers the init prints, and `uni run` and the benchmarks read.
 const (
 	// ExecMarker starts the line printed just before the app is started.

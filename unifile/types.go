@@ -46,9 +46,14 @@ type Error struct {
 	File string
 	Line int
 	Msg  string
+	Err  error // the cause, when there is one (Msg includes its text)
 }
 
 func (e *Error) Error() string { return fmt.Sprintf("%s:%d: %s", e.File, e.Line, e.Msg) }
+
+// Unwrap returns the cause, so that errors.Is and errors.As see through
+// the location.
+func (e *Error) Unwrap() error { return e.Err }
 
 // Warning is something accepted but ignored, or probably a mistake.
 type Warning struct {

@@ -91,7 +91,7 @@ func floorLayout(layout, floorInit string) (string, error) {
 		return "", err
 	}
 	defer f.Close()
-	return dir, initrd.Write(f, t)
+	return dir, initrd.Write(context.Background(), f, t)
 }
 
 // boot runs the layout once and returns the time from start to the exec

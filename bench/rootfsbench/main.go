@@ -3,6 +3,7 @@
 package main
 
 import (
+	"context"
 	"flag"
 	"fmt"
 	"os"
@@ -34,5 +35,5 @@ func run(dir, out string, opts ...squashfs.Option) error {
 	if err := t.AddHostDir(dir, "/"); err != nil {
 		return err
 	}
-	return squashfs.WriteFile(out, t, opts...)
+	return squashfs.WriteFile(context.Background(), out, t, opts...)
 }

@@ -154,7 +154,7 @@ func ensureDisk(ctx context.Context, layout string) error {
 	if err != nil {
 		return fmt.Errorf("%s has no disk.img and its kernel bundle %s is not at hand to make one: %w (rebuild with uni build --disk)", layout, cfg.Kernel.Digest, err)
 	}
-	return image.WriteDisk(layout, b, cfg.Cmdline, 0, cfg.Build.SourceDateEpoch)
+	return image.WriteDisk(ctx, layout, b, cfg.Cmdline, 0, cfg.Build.SourceDateEpoch)
 }
 
 // uefiMinMemory is the least RAM the UEFI path boots the default kernel

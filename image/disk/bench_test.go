@@ -1,6 +1,7 @@
 package disk
 
 import (
+	"context"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -20,7 +21,7 @@ func BenchmarkWrite100MB(b *testing.B) {
 	out := filepath.Join(dir, "disk.img")
 	b.Run("disk.Write", func(b *testing.B) {
 		for b.Loop() {
-			if err := Write(out, in); err != nil {
+			if err := Write(context.Background(), out, in); err != nil {
 				b.Fatal(err)
 			}
 		}

@@ -114,7 +114,7 @@ func bootDisk(t *testing.T) string {
 		DataSize:      4 * mib,
 	}
 	img := filepath.Join(dir, "disk.img")
-	if err := Write(img, in); err != nil {
+	if err := Write(context.Background(), img, in); err != nil {
 		t.Fatal(err)
 	}
 	return img

@@ -6,15 +6,18 @@
 package disk
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/binary"
 	"fmt"
 	"hash"
+	"io"
 	"os"
 	"sort"
 	"time"
 
 	"github.com/uniforge/packer-plugin-unikernel/internal/atomicfile"
+	"github.com/uniforge/packer-plugin-unikernel/internal/ctxio"
 )
 
 // Inputs are the files a disk is made from (paths on the host) and the
@@ -142,7 +145,7 @@ func makePlan(in Inputs, opts []Option) (*plan, error) {
 // Write makes the disk image at path from in. It writes a temporary file
 // next to path and renames it over path only once it is complete, so a
 // failure leaves nothing behind and an old image untouched.
-func Write(path string, in Inputs, opts ...Option) (err error) {
+func Write(ctx context.Context, path string, in Inputs, opts ...Option) (err error) {
 	p, err := makePlan(in, opts)
 	if err != nil {
 		return err
@@ -151,7 +154,7 @@ func Write(path string, in Inputs, opts ...Option) (err error) {
 		if err := f.Truncate(p.layout.Size()); err != nil {
 			return fmt.Errorf("sizing %s: %w", f.Name(), err)
 		}
-		if err := p.write(f); err != nil {
+		if err := p.write(ctxio.WriterAt(ctx, f)); err != nil {
 			return fmt.Errorf("writing %s: %w", path, err)
 		}
 		return f.Sync()
@@ -164,7 +167,7 @@ func Write(path string, in Inputs, opts ...Option) (err error) {
 
 // write fills the (all-zero, sparse) file: contents first, hashed as
 // they stream by, then the metadata that carries ids derived from them.
-func (p *plan) write(f *os.File) error {
+func (p *plan) write(f io.WriterAt) error {
 	h := sha256.New()
 	p.hashHeader(h)
 	buf := make([]byte, copyBufferSize)
@@ -205,7 +208,7 @@ func (p *plan) hashHeader(h hash.Hash) {
 	h.Write(p.coreImg)
 }
 
-func (p *plan) writeBootAndTables(f *os.File, diskGUID GUID, mbrSignature uint32) error {
+func (p *plan) writeBootAndTables(f io.WriterAt, diskGUID GUID, mbrSignature uint32) error {
 	l := p.layout
 	bios := l.Partitions[BIOSBootPartition-1]
 	core, err := patchCoreImage(p.coreImg, bios.FirstLBA)

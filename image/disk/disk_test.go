@@ -2,6 +2,7 @@ package disk
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/json"
 	"fmt"
@@ -33,7 +34,7 @@ func TestPartitionTableWithRealTools(t *testing.T) {
 	dir := t.TempDir()
 	in := fakeInputs(t, dir)
 	img := filepath.Join(dir, "disk.img")
-	if err := Write(img, in, WithModTime(1700000000)); err != nil {
+	if err := Write(context.Background(), img, in, WithModTime(1700000000)); err != nil {
 		t.Fatal(err)
 	}
 	layout, err := Plan(in)
@@ -129,7 +130,7 @@ func TestESPWithMtoolsAndFsck(t *testing.T) {
 	dir := t.TempDir()
 	in := fakeInputs(t, dir)
 	img := filepath.Join(dir, "disk.img")
-	if err := Write(img, in, WithModTime(1700000000)); err != nil {
+	if err := Write(context.Background(), img, in, WithModTime(1700000000)); err != nil {
 		t.Fatal(err)
 	}
 	checkESP(t, dir, img, in)
@@ -151,7 +152,7 @@ func TestFAT32ESP(t *testing.T) {
 	f.WriteAt([]byte("end of a big initrd"), 600*mib-19)
 	f.Close()
 	img := filepath.Join(dir, "disk.img")
-	if err := Write(img, in); err != nil {
+	if err := Write(context.Background(), img, in); err != nil {
 		t.Fatal(err)
 	}
 	layout, _ := Plan(in)
@@ -211,7 +212,7 @@ func TestSameInputsSameBytes(t *testing.T) {
 	in := fakeInputs(t, dir)
 	a, b, c := filepath.Join(dir, "a.img"), filepath.Join(dir, "b.img"), filepath.Join(dir, "c.img")
 	for _, p := range []string{a, b} {
-		if err := Write(p, in, WithModTime(1700000000)); err != nil {
+		if err := Write(context.Background(), p, in, WithModTime(1700000000)); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -219,7 +220,7 @@ func TestSameInputsSameBytes(t *testing.T) {
 		t.Fatal("two writes of the same inputs differ")
 	}
 	in.Cmdline += " loglevel=3"
-	if err := Write(c, in, WithModTime(1700000000)); err != nil {
+	if err := Write(context.Background(), c, in, WithModTime(1700000000)); err != nil {
 		t.Fatal(err)
 	}
 	da, _ := os.ReadFile(a)
@@ -249,7 +250,7 @@ func TestBadInputsLeaveNothing(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			bad := in
 			c.mutate(&bad)
-			err := Write(img, bad)
+			err := Write(context.Background(), img, bad)
 			if err == nil || !strings.Contains(err.Error(), c.want) {
 				t.Fatalf("error %v, want one mentioning %q", err, c.want)
 			}

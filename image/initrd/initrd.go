@@ -11,11 +11,13 @@ package initrd
 import (
 	"bufio"
 	"compress/gzip"
+	"context"
 	"fmt"
 	"io"
 	"path"
 
 	"github.com/klauspost/compress/zstd"
+	"github.com/uniforge/packer-plugin-unikernel/internal/ctxio"
 	"github.com/uniforge/packer-plugin-unikernel/rootfs"
 )
 
@@ -66,7 +68,9 @@ func WithCompression(c Compression) Option {
 
 // Write writes fsys as a compressed newc cpio archive to w. The root
 // directory itself is not stored: the kernel unpacks into its own root.
-func Write(w io.Writer, fsys *rootfs.Tree, opts ...Option) error {
+// It stops with ctx's error at the next write once ctx is done.
+func Write(ctx context.Context, w io.Writer, fsys *rootfs.Tree, opts ...Option) error {
+	w = ctxio.Writer(ctx, w)
 	o := options{compression: Zstd}
 	for _, opt := range opts {
 		opt(&o)

@@ -3,6 +3,7 @@ package initrd
 import (
 	"bytes"
 	"compress/gzip"
+	"context"
 	"io"
 	"io/fs"
 	"os"
@@ -50,7 +51,7 @@ func requireTool(t *testing.T, name string) {
 func writeArchive(t *testing.T, tr *rootfs.Tree, opts ...Option) []byte {
 	t.Helper()
 	var buf bytes.Buffer
-	if err := Write(&buf, tr, opts...); err != nil {
+	if err := Write(context.Background(), &buf, tr, opts...); err != nil {
 		t.Fatal(err)
 	}
 	return buf.Bytes()
@@ -224,7 +225,7 @@ func TestChangedFileIsAnError(t *testing.T) {
 	tr := sampleTree(t)
 	e, _ := tr.Get("/lib/modules/6.1/kernel/big.ko")
 	e.Size += 10
-	err := Write(io.Discard, tr)
+	err := Write(context.Background(), io.Discard, tr)
 	if err == nil || !strings.Contains(err.Error(), "big.ko") {
 		t.Fatalf("want an error naming big.ko, got %v", err)
 	}

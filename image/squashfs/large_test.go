@@ -2,6 +2,7 @@ package squashfs
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"errors"
 	"fmt"
@@ -100,7 +101,7 @@ func TestBadInputIsRefused(t *testing.T) {
 				t.Fatal(err)
 			}
 			img := filepath.Join(t.TempDir(), "rootfs.img")
-			err := WriteFile(img, tree, tc.opts...)
+			err := WriteFile(context.Background(), img, tree, tc.opts...)
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("error %v, want one naming %q", err, tc.want)
 			}
@@ -132,7 +133,7 @@ func TestChangedFileFailsCleanly(t *testing.T) {
 			if err := change(filepath.Join(dir, "src", "b")); err != nil {
 				t.Fatal(err)
 			}
-			err := WriteFile(filepath.Join(out, "rootfs.img"), tree, WithBlockSize(4096))
+			err := WriteFile(context.Background(), filepath.Join(out, "rootfs.img"), tree, WithBlockSize(4096))
 			if err == nil || !strings.Contains(err.Error(), "/b") {
 				t.Fatalf("error %v, want one naming /b", err)
 			}
@@ -169,7 +170,7 @@ func TestWriteAtOffsetAndRootOnly(t *testing.T) {
 	if err := tree.Add(rootfs.Entry{Path: "/", Mode: fs.ModeDir | 0o700, UID: 7, GID: 8}); err != nil {
 		t.Fatal(err)
 	}
-	if err := Write(f, tree); err != nil {
+	if err := Write(context.Background(), f, tree); err != nil {
 		t.Fatal(err)
 	}
 	end, _ := f.Seek(0, io.SeekCurrent)

@@ -2,6 +2,7 @@ package squashfs
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"io/fs"
 	"math/rand/v2"
@@ -121,7 +122,7 @@ func randomBytes(seed uint64, n int) []byte {
 func writeImage(t *testing.T, tree *rootfs.Tree, opts ...Option) string {
 	t.Helper()
 	img := filepath.Join(t.TempDir(), "rootfs.img")
-	if err := WriteFile(img, tree, opts...); err != nil {
+	if err := WriteFile(context.Background(), img, tree, opts...); err != nil {
 		t.Fatal(err)
 	}
 	return img

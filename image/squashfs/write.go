@@ -7,6 +7,7 @@ package squashfs
 
 import (
 	"bufio"
+	"context"
 	"fmt"
 	"io"
 	"math/bits"
@@ -14,13 +15,16 @@ import (
 
 	"github.com/klauspost/compress/zstd"
 	"github.com/uniforge/packer-plugin-unikernel/internal/atomicfile"
+	"github.com/uniforge/packer-plugin-unikernel/internal/ctxio"
 	"github.com/uniforge/packer-plugin-unikernel/rootfs"
 )
 
 // Write writes fsys as a squashfs image to w, from w's current offset on.
 // It seeks back once to fill in the superblock, and leaves w at the end of
 // the image, which is padded to a multiple of 4 KiB.
-func Write(w io.WriteSeeker, fsys *rootfs.Tree, opts ...Option) error {
+// It stops with ctx's error at the next write once ctx is done.
+func Write(ctx context.Context, w io.WriteSeeker, fsys *rootfs.Tree, opts ...Option) error {
+	w = ctxio.WriteSeeker(ctx, w)
 	cfg, err := newConfig(opts)
 	if err != nil {
 		return err
@@ -157,8 +161,8 @@ func (c *countingWriter) Write(p []byte) (int, error) {
 // WriteFile writes fsys as a squashfs image to the file at path, through
 // a temporary file in the same directory that is renamed into place only
 // when the image is complete.
-func WriteFile(path string, fsys *rootfs.Tree, opts ...Option) error {
-	err := atomicfile.WriteFile(path, 0o644, func(f *os.File) error { return Write(f, fsys, opts...) })
+func WriteFile(ctx context.Context, path string, fsys *rootfs.Tree, opts ...Option) error {
+	err := atomicfile.WriteFile(path, 0o644, func(f *os.File) error { return Write(ctx, f, fsys, opts...) })
 	if err != nil {
 		return fmt.Errorf("%s: %w", path, err)
 	}
