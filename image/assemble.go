@@ -104,7 +104,7 @@ func writeLayout(ctx context.Context, in Input, dir string) (*spec.ImageConfig, 
 	if err := atomicfile.CopyFile(in.Bundle.KernelPath(), filepath.Join(dir, spec.KernelFile), 0o644); err != nil {
 		return nil, fmt.Errorf("copy the kernel: %w", err)
 	}
-	if err := writeInitrd(ctx, filepath.Join(dir, spec.InitrdFile), in.Bundle, initConfig(cfg), in.ModTime); err != nil {
+	if err := WriteInitrd(ctx, filepath.Join(dir, spec.InitrdFile), in.Bundle, InitConfig(cfg), in.ModTime); err != nil {
 		return nil, fmt.Errorf("write %s: %w", spec.InitrdFile, err)
 	}
 	if in.Disk {
@@ -149,8 +149,9 @@ func DefaultHostname(r spec.RootfsRef) string {
 	return "uni-" + hex
 }
 
-// initConfig is the part of the image config the init needs.
-func initConfig(cfg spec.ImageConfig) spec.InitConfig {
+// InitConfig is the part of the image config the init needs (what
+// the guest really runs: layout verification compares it with config.json).
+func InitConfig(cfg spec.ImageConfig) spec.InitConfig {
 	ic := spec.InitConfig{
 		Args:                   cfg.Entrypoint,
 		Env:                    cfg.Env,
@@ -197,14 +198,84 @@ func describeRootfs(p string) (spec.RootfsRef, error) {
 	}, nil
 }
 
-// writeInitrd writes the initrd: the init, its config, and the modules the
-// targets need with the index the init loads them by.
-func writeInitrd(ctx context.Context, p string, b *kernel.Bundle, ic spec.InitConfig, modTime int64) error {
-	mods, err := b.ModuleSet(kernel.DefaultModules()...)
+// InitrdOption adjusts WriteInitrd.
+type InitrdOption func(*initrdOptions)
+
+type initrdOptions struct {
+	init        []byte
+	initPath    string
+	modules     []string
+	compression initrd.Compression
+}
+
+// WithInitBinary puts bin as the init instead of the embedded one.
+func WithInitBinary(bin []byte) InitrdOption { return func(o *initrdOptions) { o.init = bin } }
+
+// WithInitFile puts the file at p as the init (tests of a freshly built init).
+func WithInitFile(p string) InitrdOption { return func(o *initrdOptions) { o.initPath = p } }
+
+// WithModules carries these modules (and what they depend on) instead of
+// kernel.DefaultModules().
+func WithModules(names ...string) InitrdOption { return func(o *initrdOptions) { o.modules = names } }
+
+// WithInitrdCompression picks the initrd's compression (default zstd).
+func WithInitrdCompression(c initrd.Compression) InitrdOption {
+	return func(o *initrdOptions) { o.compression = c }
+}
+
+// WriteInitrd writes the initrd at p: the init, its config ic, and the
+// modules the targets need from bundle b with the index the init loads
+// them by (no modules when b is nil).
+func WriteInitrd(ctx context.Context, p string, b *kernel.Bundle, ic spec.InitConfig, modTime int64, opts ...InitrdOption) error {
+	o := initrdOptions{init: initbin.Binary(), modules: kernel.DefaultModules(), compression: initrd.Zstd}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	t := rootfs.NewTree()
+	if b != nil {
+		if err := addModules(t, b, o.modules); err != nil {
+			return err
+		}
+	}
+	j, err := json.Marshal(ic)
 	if err != nil {
 		return err
 	}
-	t := rootfs.NewTree()
+	if err := t.Add(rootfs.Entry{Path: spec.InitConfigPath, Mode: 0o644, Data: j}); err != nil {
+		return err
+	}
+	initEntry := rootfs.Entry{Path: spec.InitPath, Mode: 0o755, Data: o.init}
+	if o.initPath != "" {
+		fi, err := os.Stat(o.initPath)
+		if err != nil {
+			return fmt.Errorf("init: %w", err)
+		}
+		initEntry = rootfs.Entry{Path: spec.InitPath, Mode: 0o755, HostPath: o.initPath, Size: fi.Size()}
+	}
+	if err := t.Add(initEntry); err != nil {
+		return err
+	}
+	// The console device, so the init's first words reach it before devtmpfs is mounted.
+	if err := t.Add(rootfs.Entry{Path: "/dev/console", Mode: fs.ModeDevice | fs.ModeCharDevice | 0o600, Rdev: consoleDev}); err != nil {
+		return err
+	}
+	for _, d := range append([]string{spec.NewRootPath}, spec.MountPoints...) {
+		if err := t.Add(rootfs.Entry{Path: d, Mode: fs.ModeDir | 0o755}); err != nil {
+			return err
+		}
+	}
+	return atomicfile.Write(p, 0o644, func(w io.Writer) error {
+		return initrd.Write(ctx, w, t, initrd.WithModTime(modTime), initrd.WithCompression(o.compression))
+	})
+}
+
+// addModules puts the modules named (with their dependencies) and their
+// index into the initrd tree t.
+func addModules(t *rootfs.Tree, b *kernel.Bundle, names []string) error {
+	mods, err := b.ModuleSet(names...)
+	if err != nil {
+		return err
+	}
 	idx := spec.ModuleIndex{KernelRelease: b.Desc.Release, Always: []string{"squashfs"}}
 	for _, m := range mods {
 		inInitrd := path.Join("/lib/modules", m.Name+".ko")
@@ -221,31 +292,11 @@ func writeInitrd(ctx context.Context, p string, b *kernel.Bundle, ic spec.InitCo
 	if !hasModule(mods, "squashfs") {
 		idx.Always = nil // built into this kernel
 	}
-	for _, f := range []struct {
-		path string
-		v    any
-	}{{spec.InitConfigPath, ic}, {spec.ModuleIndexPath, idx}} {
-		j, err := json.Marshal(f.v)
-		if err != nil {
-			return err
-		}
-		if err := t.Add(rootfs.Entry{Path: f.path, Mode: 0o644, Data: j}); err != nil {
-			return err
-		}
-	}
-	if err := t.Add(rootfs.Entry{Path: spec.InitPath, Mode: 0o755, Data: initbin.Binary()}); err != nil {
+	j, err := json.Marshal(idx)
+	if err != nil {
 		return err
 	}
-	// The console device, so the init's first words reach it before devtmpfs is mounted.
-	if err := t.Add(rootfs.Entry{Path: "/dev/console", Mode: fs.ModeDevice | fs.ModeCharDevice | 0o600, Rdev: consoleDev}); err != nil {
-		return err
-	}
-	for _, d := range append([]string{spec.NewRootPath}, spec.MountPoints...) {
-		if err := t.Add(rootfs.Entry{Path: d, Mode: fs.ModeDir | 0o755}); err != nil {
-			return err
-		}
-	}
-	return atomicfile.Write(p, 0o644, func(w io.Writer) error { return initrd.Write(ctx, w, t, initrd.WithModTime(modTime)) })
+	return t.Add(rootfs.Entry{Path: spec.ModuleIndexPath, Mode: 0o644, Data: j})
 }
 
 func hasModule(mods []spec.Module, name string) bool {

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/uniforge/packer-plugin-unikernel/image/initrd"
+	"github.com/uniforge/packer-plugin-unikernel/internal/testtool"
 	"github.com/uniforge/packer-plugin-unikernel/spec"
 )
 
@@ -62,10 +63,7 @@ type bootEnv struct {
 
 func newBootEnv(t *testing.T) *bootEnv {
 	t.Helper()
-	if testing.Short() {
-		t.Skip("boots QEMU; skipped with -short")
-	}
-	requireTools(t, "qemu-system-x86_64")
+	testtool.NeedVM(t)
 	b := cloudKernel(t)
 	dir := t.TempDir()
 	env := &bootEnv{dir: dir, kernel: b.KernelPath(), initBin: buildInit(t, dir)}

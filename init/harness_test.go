@@ -5,14 +5,12 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"io"
 	"io/fs"
 	"net"
 	"os"
 	"os/exec"
-	"path"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -20,8 +18,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/uniforge/packer-plugin-unikernel/image"
 	"github.com/uniforge/packer-plugin-unikernel/image/initrd"
 	"github.com/uniforge/packer-plugin-unikernel/image/squashfs"
+	"github.com/uniforge/packer-plugin-unikernel/internal/testtool"
 	"github.com/uniforge/packer-plugin-unikernel/kernel"
 	"github.com/uniforge/packer-plugin-unikernel/kernel/distro"
 	"github.com/uniforge/packer-plugin-unikernel/rootfs"
@@ -37,11 +37,7 @@ var bootModules = []string{"virtio_pci", "virtio_blk", "virtio_net", "squashfs"}
 
 func requireTools(t *testing.T, tools ...string) {
 	t.Helper()
-	for _, tool := range tools {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Skipf("%s not installed (CI installs it): %v", tool, err)
-		}
-	}
+	testtool.Need(t, tools...)
 }
 
 // testCache is os.UserCacheDir()/uni-test/<sub>.
@@ -171,40 +167,13 @@ func writeRootfs(t *testing.T, dir, app string) (string, string) {
 	return img, "sha256:" + hex.EncodeToString(sum[:])
 }
 
-// writeInitrd packs the init, the config, /dev/console and the modules
-// (flattened into /lib/modules/<release>/) into an initrd.
+// writeInitrd writes an initrd with the real writer (image.WriteInitrd),
+// holding initBin as the init and, when b is set, the boot modules.
 func writeInitrd(t *testing.T, out, initBin string, cfg spec.InitConfig, b *kernel.Bundle, c initrd.Compression) {
 	t.Helper()
-	tr := rootfs.NewTree()
-	e := hostFile(t, initBin)
-	e.Path = spec.InitPath
-	mustAdd(t, tr, e)
-	mustAdd(t, tr, rootfs.Entry{Path: "/dev/console", Mode: fs.ModeDevice | fs.ModeCharDevice | 0o600, Rdev: 5<<8 | 1})
-	cfgJSON, _ := json.Marshal(cfg)
-	mustAdd(t, tr, rootfs.Entry{Path: spec.InitConfigPath, Mode: 0o644, Data: cfgJSON})
-	if b != nil {
-		mods, err := b.ModuleSet(bootModules...)
-		if err != nil {
-			t.Fatal(err)
-		}
-		idx := spec.ModuleIndex{KernelRelease: b.Desc.Release, Always: []string{"squashfs"}}
-		for _, m := range mods {
-			inInitrd := path.Join("/lib/modules", b.Desc.Release, filepath.Base(m.Path))
-			me := hostFile(t, m.Path)
-			me.Path, me.Mode = inInitrd, 0o644
-			mustAdd(t, tr, me)
-			m.Path = inInitrd
-			idx.Modules = append(idx.Modules, m)
-		}
-		idxJSON, _ := json.Marshal(idx)
-		mustAdd(t, tr, rootfs.Entry{Path: spec.ModuleIndexPath, Mode: 0o644, Data: idxJSON})
-	}
-	f, err := os.Create(out)
+	err := image.WriteInitrd(context.Background(), out, b, cfg, 0,
+		image.WithInitFile(initBin), image.WithModules(bootModules...), image.WithInitrdCompression(c))
 	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	if err := initrd.Write(context.Background(), f, tr, initrd.WithCompression(c)); err != nil {
 		t.Fatal(err)
 	}
 }
