@@ -12,9 +12,11 @@ REGISTRY    := $(GOBIN)/registry
 export SOURCE_DATE_EPOCH ?= 0
 
 # Debian packages the build and the tests use: QEMU and its firmware, GRUB's
-# boot images for the kernel bundle, squashfs-tools and cpio as test oracles.
+# boot images for the kernel bundle, squashfs-tools and cpio as test oracles,
+# and the programs the closure and one-liner tests run (node, python3, gcc).
 APT_PACKAGES := qemu-system-x86 qemu-utils ovmf grub-pc-bin grub-efi-amd64-bin grub-common \
-                squashfs-tools cpio zstd kmod mtools fdisk gdisk dosfstools curl nodejs
+                squashfs-tools cpio zstd kmod mtools fdisk gdisk dosfstools curl nodejs \
+                python3 gcc libc6-dev coreutils
 
 .PHONY: all init build deps test test-unit test-e2e demo examples bench fuzz clean
 

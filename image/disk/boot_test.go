@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/uniforge/packer-plugin-unikernel/internal/testtool"
 	"github.com/uniforge/packer-plugin-unikernel/kernel"
 )
 
@@ -150,16 +151,12 @@ func tail(s string, n int) string {
 }
 
 func TestBootBIOS(t *testing.T) {
-	if testing.Short() {
-		t.Skip("boots QEMU")
-	}
+	testtool.NeedVM(t)
 	bootQEMU(t, bootDisk(t))
 }
 
 func TestBootUEFI(t *testing.T) {
-	if testing.Short() {
-		t.Skip("boots QEMU")
-	}
+	testtool.NeedVM(t)
 	code, vars := findOVMF(t)
 	img := bootDisk(t)
 	varsCopy := filepath.Join(t.TempDir(), "OVMF_VARS.fd")
@@ -187,6 +184,6 @@ func findOVMF(t *testing.T) (code, vars string) {
 			}
 		}
 	}
-	t.Skip("OVMF not installed (apt-get install ovmf)")
+	testtool.Missing(t, "OVMF firmware in /usr/share/OVMF (apt-get install ovmf)")
 	return "", ""
 }

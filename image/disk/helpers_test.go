@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/uniforge/packer-plugin-unikernel/internal/testtool"
 )
 
 // grubModules are the modules baked into both GRUB images, as the kernel
@@ -22,11 +24,7 @@ type grubImages struct{ boot, core, efi string }
 // needTool skips the test when a host tool is missing.
 func needTool(t testing.TB, names ...string) {
 	t.Helper()
-	for _, n := range names {
-		if _, err := exec.LookPath(n); err != nil {
-			t.Skipf("%s not installed: %v", n, err)
-		}
-	}
+	testtool.Need(t, names...)
 }
 
 func run(t testing.TB, dir string, name string, args ...string) string {
@@ -48,12 +46,8 @@ func makeGRUB(t testing.TB) grubImages {
 	t.Helper()
 	needTool(t, "grub-mkimage")
 	const pcDir = "/usr/lib/grub/i386-pc"
-	if _, err := os.Stat(filepath.Join(pcDir, "boot.img")); err != nil {
-		t.Skipf("GRUB i386-pc files missing (install grub-pc-bin): %v", err)
-	}
-	if _, err := os.Stat("/usr/lib/grub/x86_64-efi"); err != nil {
-		t.Skipf("GRUB x86_64-efi files missing (install grub-efi-amd64-bin): %v", err)
-	}
+	testtool.NeedFile(t, filepath.Join(pcDir, "boot.img"), "grub-pc-bin")
+	testtool.NeedFile(t, "/usr/lib/grub/x86_64-efi", "grub-efi-amd64-bin")
 	dir := t.TempDir()
 	cfg := filepath.Join(dir, "embedded.cfg")
 	if err := os.WriteFile(cfg, []byte(grubEmbeddedConfig), 0o644); err != nil {

@@ -13,6 +13,7 @@ import (
 	"testing"
 
 	"github.com/klauspost/compress/zstd"
+	"github.com/uniforge/packer-plugin-unikernel/internal/testtool"
 	"github.com/uniforge/packer-plugin-unikernel/rootfs"
 )
 
@@ -43,9 +44,7 @@ func sampleTree(t *testing.T) *rootfs.Tree {
 
 func requireTool(t *testing.T, name string) {
 	t.Helper()
-	if _, err := exec.LookPath(name); err != nil {
-		t.Skipf("%s not installed: %v", name, err)
-	}
+	testtool.Need(t, name)
 }
 
 func writeArchive(t *testing.T, tr *rootfs.Tree, opts ...Option) []byte {
@@ -211,7 +210,7 @@ func TestCompressedRoundTrip(t *testing.T) {
 	if err != nil || !bytes.Equal(got, plain) {
 		t.Fatalf("zstd round trip differs (err %v)", err)
 	}
-	if _, err := exec.LookPath("zstd"); err == nil {
+	if testtool.Need(t, "zstd") != nil {
 		cmd := exec.Command("zstd", "-dc")
 		cmd.Stdin = bytes.NewReader(writeArchive(t, sampleTree(t)))
 		out, err := cmd.Output()

@@ -14,6 +14,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/uniforge/packer-plugin-unikernel/internal/testtool"
 	"github.com/uniforge/packer-plugin-unikernel/rootfs"
 )
 
@@ -21,9 +22,7 @@ import (
 // file is sparse, so the test costs reading zeroes, not disk space.
 func TestFileOver4GiB(t *testing.T) {
 	needUnsquashfs(t)
-	if testing.Short() {
-		t.Skip("reads 4.5 GiB; skipped with -short")
-	}
+	testtool.Slow(t, "reads 4.5 GiB")
 	dir := t.TempDir()
 	big := filepath.Join(dir, "big")
 	f, err := os.Create(big)

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/uniforge/packer-plugin-unikernel/internal/testtool"
 	"github.com/uniforge/packer-plugin-unikernel/rootfs"
 	"golang.org/x/sys/unix"
 )
@@ -21,9 +22,7 @@ const testModTime = 1700000000 // 2023-11-14 22:13:20 UTC
 
 func needUnsquashfs(t *testing.T) {
 	t.Helper()
-	if _, err := exec.LookPath("unsquashfs"); err != nil {
-		t.Skip("unsquashfs not installed (apt-get install squashfs-tools)")
-	}
+	testtool.Need(t, "unsquashfs")
 }
 
 // content returns n bytes that compress somewhat, different for every seed.

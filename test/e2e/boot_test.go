@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/uniforge/packer-plugin-unikernel/internal/testtool"
 )
 
 // TestHelloNode builds example/hello-node once and boots it in each boot
@@ -173,9 +175,7 @@ func qemuUsing(layout string) string {
 // version manager's shim) and takes its standard library along.
 func TestOneLinerPython(t *testing.T) {
 	needBoot(t)
-	if _, err := exec.LookPath("python3"); err != nil {
-		t.Skip("no python3 on PATH")
-	}
+	testtool.Need(t, "python3")
 	dir := t.TempDir()
 	writeFiles(t, dir, map[string]string{"app.py": `import json
 from http.server import BaseHTTPRequestHandler, HTTPServer

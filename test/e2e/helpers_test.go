@@ -18,6 +18,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/uniforge/packer-plugin-unikernel/internal/testtool"
 )
 
 // repoRoot is the repository's top directory.
@@ -42,12 +44,7 @@ func uniBinary(t *testing.T) string {
 
 func needBoot(t *testing.T) {
 	t.Helper()
-	if testing.Short() {
-		t.Skip("boots a VM; skipped with -short")
-	}
-	if _, err := exec.LookPath("qemu-system-x86_64"); err != nil {
-		t.Fatal("qemu-system-x86_64 is missing: `make deps` installs it")
-	}
+	testtool.NeedVM(t)
 }
 
 // cacheEnv gives uni a cache shared by the tests of one run (kernel bundle,

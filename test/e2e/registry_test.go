@@ -18,6 +18,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
+	"github.com/uniforge/packer-plugin-unikernel/internal/testtool"
 )
 
 // startRegistry runs the distribution registry binary on a free loopback
@@ -193,9 +194,7 @@ func TestRegistryBaseImage(t *testing.T) {
 			t.Errorf("rootfs holds %q, which the closure does not need", unwanted)
 		}
 	}
-	if testing.Short() {
-		return
-	}
+	testtool.NeedVM(t)
 	console, status := uni(t, "", "run", out)
 	if status != 7 || !bytes.Contains([]byte(console), []byte("closure ok uid=1234")) {
 		t.Fatalf("uni run: exit %d (want 7), console:\n%s", status, console)
