@@ -29,17 +29,40 @@ func repoRoot(t *testing.T) string {
 	return filepath.Clean(filepath.Join(filepath.Dir(file), "..", ".."))
 }
 
-// uniBinary finds the uni under test: $UNI, else bin/uni of this checkout.
+// uniPath is the uni under test: $UNI, else a build of this checkout's
+// cmd/uni made once by TestMain, so that a fresh clone's `go test` tests
+// the code it holds and not a stale bin/uni.
+var uniPath string
+
+func TestMain(m *testing.M) {
+	os.Exit(runTests(m))
+}
+
+func runTests(m *testing.M) int {
+	if uniPath = os.Getenv("UNI"); uniPath == "" {
+		dir, err := os.MkdirTemp("", "uni-e2e-bin-")
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		defer os.RemoveAll(dir)
+		uniPath = filepath.Join(dir, "uni")
+		_, file, _, _ := runtime.Caller(0)
+		cmd := exec.Command("go", "build", "-trimpath", "-o", uniPath, "./cmd/uni")
+		cmd.Dir = filepath.Clean(filepath.Join(filepath.Dir(file), "..", ".."))
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			fmt.Fprintf(os.Stderr, "building uni for the e2e tests: %v\n%s", err, out)
+			return 1
+		}
+	}
+	return m.Run()
+}
+
+// uniBinary is the uni under test.
 func uniBinary(t *testing.T) string {
 	t.Helper()
-	if p := os.Getenv("UNI"); p != "" {
-		return p
-	}
-	p := filepath.Join(repoRoot(t), "bin", "uni")
-	if _, err := os.Stat(p); err != nil {
-		t.Fatalf("no uni binary at %s: run `make build` (or `make test`) first", p)
-	}
-	return p
+	return uniPath
 }
 
 func needBoot(t *testing.T) {

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/uniforge/packer-plugin-unikernel/internal/testtool"
 )
 
 // TestBadInput: hostile and broken input gets a clear error that names the
@@ -78,6 +79,7 @@ func TestBadInput(t *testing.T) {
 // TestReproducible: two builds of the same inputs give the same bytes in
 // every output file, the disk included.
 func TestReproducible(t *testing.T) {
+	testtool.NeedDownload(t, "the default kernel package (first build)")
 	root := repoRoot(t)
 	a, b := filepath.Join(t.TempDir(), "a"), filepath.Join(t.TempDir(), "b")
 	mustUni(t, root, "build", "--disk", "-o", a, "example/hello-node")

@@ -25,10 +25,7 @@ import (
 // port for the test and returns its host:port.
 func startRegistry(t *testing.T) string {
 	t.Helper()
-	bin, err := exec.LookPath("registry")
-	if err != nil {
-		t.Fatal("the `registry` binary is not on PATH: `make test` installs it (go install github.com/distribution/distribution/v3/cmd/registry)")
-	}
+	bin := testtool.Need(t, "registry")[0]
 	dir := t.TempDir()
 	port := freePort(t)
 	addr := fmt.Sprintf("127.0.0.1:%d", port)
