@@ -104,6 +104,7 @@ func (b *builder) copyInto(ctx context.Context, root *stageRoot, c *unifile.Copy
 		if err := root.upper.Add(rootfs.Entry{Path: dest, Mode: fs.ModeDir | 0o755, UID: uid, GID: gid}); err != nil {
 			return b.lineErrf(c.Location, "COPY to %s: %w", dest, err)
 		}
+		root.lines[dest] = c.Location
 	}
 	return nil
 }
