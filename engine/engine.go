@@ -1,8 +1,10 @@
-// Package engine is the embedded build engine: it turns a Unifile and its
-// build context into an image layout, in-process, with no daemon and no
-// root. It resolves what the Unifile names (base roots, context files, the
-// kernel bundle), cuts the unikernel's root from the last stage, and hands
-// it to package image.
+// Package engine turns a last stage into an image layout. Its core
+// (core.go: Cut, ResolveKernel, CheckMemory, Assemble) is what every front
+// door calls once it has the stage's root: the CLI, the BuildKit
+// frontend's assembler step and the Packer builder. Build (this file) is
+// the embedded engine around that core: it runs a Unifile in-process, with
+// no daemon and no root, resolving what the Unifile names (base roots,
+// context files) and putting the Unifile's line on every error.
 package engine
 
 import (

@@ -1,4 +1,4 @@
-// Package image assembles an image layout (DESIGN.md "The image layout"):
+// Package image assembles an image layout (docs/image-layout.md):
 // kernel, initrd, rootfs.img, config.json and, on request, disk.img. It is
 // the one place that turns a root tree, an image config and a kernel bundle
 // into bytes, so the CLI, the Packer builder and the BuildKit frontend give
