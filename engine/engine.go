@@ -46,6 +46,9 @@ type Request struct {
 	// variable, else DefaultSourceDateEpoch.
 	SourceDateEpoch *int64
 	Log             io.Writer // progress and warnings (default: discarded)
+	// KernelOptions pass through to kernel.Resolve after the cache
+	// directory (a registry fetcher, no distro import, a progress writer).
+	KernelOptions []kernel.Option
 }
 
 // Result describes a finished build.
@@ -120,7 +123,8 @@ func Build(ctx context.Context, req Request) (*Result, error) {
 	}
 	res.Warnings = append(res.Warnings, plan.Warnings...)
 	b.progress("kernel %s", plan.Kernel)
-	bundle, err := ResolveKernel(ctx, plan.Plan, kernel.WithCacheDir(filepath.Join(b.cacheDir, cachedir.Kernels)))
+	kopts := append([]kernel.Option{kernel.WithCacheDir(filepath.Join(b.cacheDir, cachedir.Kernels))}, req.KernelOptions...)
+	bundle, err := ResolveKernel(ctx, plan.Plan, kopts...)
 	if err != nil {
 		return nil, b.kernelErr(plan.kernelLine, err)
 	}
