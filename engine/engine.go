@@ -160,6 +160,9 @@ func (b *builder) stages(ctx context.Context, u *unifile.Unifile) (*stageRoot, e
 		root := &stageRoot{upper: rootfs.NewTree(), image: img, lines: map[string]unifile.Location{}}
 		root.fs = rootfs.Overlay{Upper: root.upper, Lower: lower}
 		for _, ins := range st.Instructions {
+			if err := ctx.Err(); err != nil {
+				return nil, err
+			}
 			if c, ok := ins.(*unifile.Copy); ok {
 				if err := b.copyInto(ctx, root, c, done); err != nil {
 					return nil, err
