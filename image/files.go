@@ -85,7 +85,7 @@ func checkOutputPath(dir string, protect []string) error {
 	type guarded struct{ path, what string }
 	var guard []guarded
 	for _, p := range protect {
-		guard = append(guard, guarded{p, p})
+		guard = append(guard, guarded{p, ""}) // named by its real path below
 	}
 	if wd, err := os.Getwd(); err == nil {
 		guard = append(guard, guarded{wd, "the working directory"})
@@ -99,8 +99,11 @@ func checkOutputPath(dir string, protect []string) error {
 		if resolved[i], err = realPath(g.path); err != nil {
 			return &OutputError{Dir: dir, Reason: fmt.Sprintf("resolve %s: %v", g.path, err)}
 		}
+		if g.what == "" {
+			guard[i].what = resolved[i]
+		}
 		if resolved[i] == out {
-			return &OutputError{Dir: dir, Reason: "it is " + g.what + ", which a build never replaces; choose another output directory"}
+			return &OutputError{Dir: dir, Reason: "it is " + guard[i].what + ", which a build never replaces; choose another output directory"}
 		}
 	}
 	for i, g := range guard {
