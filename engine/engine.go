@@ -17,6 +17,7 @@ import (
 	"path/filepath"
 	"strconv"
 
+	"github.com/uniforge/packer-plugin-unikernel/image"
 	"github.com/uniforge/packer-plugin-unikernel/internal/cachedir"
 	"github.com/uniforge/packer-plugin-unikernel/kernel"
 	"github.com/uniforge/packer-plugin-unikernel/rootfs"
@@ -85,6 +86,10 @@ func Build(ctx context.Context, req Request) (*Result, error) {
 		if b.cacheDir, err = cachedir.Dir(); err != nil {
 			return nil, err
 		}
+	}
+	// Refuse an output that is not ours before any work is done.
+	if err := image.PrepareOutput(req.OutDir, req.ContextDir, req.Unifile); err != nil {
+		return nil, err
 	}
 	epoch, err := sourceDateEpoch(req.SourceDateEpoch)
 	if err != nil {

@@ -55,16 +55,18 @@ type Input struct {
 
 // Assemble writes the image layout of in to dir. Everything is written into
 // a temporary directory beside dir and renamed over it at the end, so a
-// failed build leaves dir as it was.
+// failed build leaves dir as it was; dir is replaced only if it is empty or
+// an earlier image layout (see PrepareOutput).
 func Assemble(ctx context.Context, in Input, dir string) (*spec.ImageConfig, error) {
 	dir = filepath.Clean(dir)
 	if err := os.MkdirAll(filepath.Dir(dir), 0o755); err != nil {
 		return nil, err
 	}
-	tmp, err := os.MkdirTemp(filepath.Dir(dir), "."+filepath.Base(dir)+".tmp-")
+	tmp, release, err := beginOutput(dir)
 	if err != nil {
 		return nil, err
 	}
+	defer release()
 	defer os.RemoveAll(tmp)
 	cfg, err := writeLayout(ctx, in, tmp)
 	if err != nil {

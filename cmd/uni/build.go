@@ -1,47 +1,73 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
 
+	"github.com/spf13/cobra"
+
 	"github.com/uniforge/packer-plugin-unikernel/engine"
 	"github.com/uniforge/packer-plugin-unikernel/spec"
 )
 
-func cmdBuild(ctx context.Context, args []string, stderr io.Writer) error {
-	fs := newFlagSet("build", stderr)
-	file := fs.String("f", "", "the Unifile (default CONTEXT/Unifile)")
-	out := fs.String("o", "out", "output directory for the image layout")
-	disk := fs.Bool("disk", false, "also write disk.img, bootable under UEFI and BIOS")
-	quiet := fs.Bool("q", false, "print nothing but errors")
-	var bargs listFlag
-	fs.Var(&bargs, "build-arg", "set a build-time variable (KEY=VALUE), repeatable")
-	pos, err := parseInterspersed(fs, args)
-	if err != nil {
-		return errUsage
+type buildFlags struct {
+	file, out   string
+	disk, quiet bool
+	buildArgs   []string
+}
+
+func newBuildCmd() *cobra.Command {
+	var o buildFlags
+	cmd := &cobra.Command{
+		Use:   "build [flags] [CONTEXT]",
+		Short: "Build a Unifile into an image layout",
+		Long: `Build the Unifile (default CONTEXT/Unifile) with CONTEXT (default .) as the
+build context, and write the image layout (kernel, initrd, rootfs.img,
+config.json, and with --disk disk.img) to the output directory.
+
+The output directory is replaced only if it is empty or holds an earlier
+image layout; never the build context, a directory that contains it, the
+working directory, $HOME or /.`,
+		Example: `  uni build -o out example/hello-node
+  uni build . -o out --build-arg VERSION=1.2 --disk`,
+		Args: atMostOneArg("CONTEXT"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctxDir := "."
+			if len(args) == 1 {
+				ctxDir = args[0]
+			}
+			return runBuild(cmd, o, ctxDir)
+		},
 	}
-	if len(pos) > 1 {
-		return fmt.Errorf("build takes one CONTEXT, have %q", pos)
-	}
-	req := engine.Request{ContextDir: ".", Unifile: *file, OutDir: *out, Disk: *disk, Log: stderr}
-	if len(pos) == 1 {
-		req.ContextDir = pos[0]
-	}
-	if *quiet {
+	f := cmd.Flags()
+	f.StringVarP(&o.file, "file", "f", "", "the Unifile (default CONTEXT/Unifile)")
+	f.StringVarP(&o.out, "output", "o", "out", "output directory for the image layout")
+	f.BoolVar(&o.disk, "disk", false, "also write disk.img, bootable under UEFI and BIOS")
+	f.BoolVarP(&o.quiet, "quiet", "q", false, "print nothing but errors")
+	f.StringArrayVar(&o.buildArgs, "build-arg", nil, "set a build-time variable (KEY=VALUE, or KEY to take it from the environment), repeatable")
+	cmd.MarkFlagFilename("file")
+	cmd.MarkFlagDirname("output")
+	return cmd
+}
+
+func runBuild(cmd *cobra.Command, o buildFlags, ctxDir string) error {
+	stderr := cmd.ErrOrStderr()
+	req := engine.Request{ContextDir: ctxDir, Unifile: o.file, OutDir: o.out, Disk: o.disk, Log: stderr}
+	if o.quiet {
 		req.Log = io.Discard
 	}
-	if req.BuildArgs, err = buildArgs(bargs, os.Getenv); err != nil {
-		return err
+	var err error
+	if req.BuildArgs, err = buildArgs(o.buildArgs, os.Getenv); err != nil {
+		return usageError{cmd, err}
 	}
-	res, err := engine.Build(ctx, req)
+	res, err := engine.Build(cmd.Context(), req)
 	if err != nil {
 		return err
 	}
-	if !*quiet {
-		printLayout(stderr, *out, res.Config)
+	if !o.quiet {
+		printLayout(stderr, o.out, res.Config)
 	}
 	return nil
 }

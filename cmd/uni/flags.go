@@ -1,21 +1,11 @@
 package main
 
 import (
-	"flag"
 	"fmt"
-	"io"
 	"strings"
 
-	"github.com/uniforge/packer-plugin-unikernel/engine"
+	"github.com/spf13/cobra"
 )
-
-const version = engine.Version
-
-// listFlag is a flag that may be given several times.
-type listFlag []string
-
-func (l *listFlag) String() string     { return strings.Join(*l, ",") }
-func (l *listFlag) Set(v string) error { *l = append(*l, v); return nil }
 
 // buildArgs turns --build-arg values into a map; "K" alone takes K from the
 // environment, as docker build does.
@@ -34,28 +24,38 @@ func buildArgs(vals []string, getenv func(string) string) (map[string]string, er
 	return out, nil
 }
 
-func newFlagSet(name string, stderr io.Writer) *flag.FlagSet {
-	fs := flag.NewFlagSet("uni "+name, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	return fs
+// oneArg accepts exactly one positional argument, called what.
+func oneArg(what string) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, args []string) error {
+		switch len(args) {
+		case 0:
+			return usageErrorf(cmd, "%s needs a %s", cmd.Name(), what)
+		case 1:
+			return nil
+		}
+		return usageErrorf(cmd, "%s takes one %s, have %d: %q", cmd.Name(), what, len(args), args)
+	}
 }
 
-// parseInterspersed parses flags that may stand before or after the
-// positional arguments (uni build . -o out), up to a "--".
-func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
-	var pos []string
-	for {
-		if err := fs.Parse(args); err != nil {
-			return nil, err
+// atMostOneArg accepts no positional argument or one, called what.
+func atMostOneArg(what string) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, args []string) error {
+		if len(args) > 1 {
+			return usageErrorf(cmd, "%s takes one %s, have %d: %q", cmd.Name(), what, len(args), args)
 		}
-		args = fs.Args()
-		if len(args) == 0 {
-			return pos, nil
-		}
-		if args[0] == "--" {
-			return append(pos, args[1:]...), nil
-		}
-		pos = append(pos, args[0])
-		args = args[1:]
+		return nil
 	}
+}
+
+// noArgs accepts no positional argument.
+func noArgs(cmd *cobra.Command, args []string) error {
+	if len(args) > 0 {
+		return usageErrorf(cmd, "%s takes no arguments, have %q", cmd.CommandPath(), args)
+	}
+	return nil
+}
+
+// fixedChoices completes a flag from a fixed list.
+func fixedChoices(choices ...string) cobra.CompletionFunc {
+	return cobra.FixedCompletions(choices, cobra.ShellCompDirectiveNoFileComp)
 }

@@ -1,78 +1,73 @@
 // Command uni builds unikernels the way you build containers: a Unifile (a
 // Dockerfile whose last stage becomes a unikernel) into a kernel-plus-app
-// image, and boots it under QEMU. This file holds the flags and the wiring
-// only; the work is in the packages it calls.
+// image, and boots it under QEMU. This package holds the commands' flags
+// and wiring only (one file per command, on cobra); the work is in the
+// packages it calls.
 package main
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"io"
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/spf13/cobra"
+
+	"github.com/uniforge/packer-plugin-unikernel/engine"
 )
 
-const usage = `uni builds unikernels the way you build containers.
-
-Usage:
-  uni build [-f Unifile] [-o DIR] [--build-arg K=V]... [--disk] [CONTEXT]
-  uni run   [-p [IP:]HOST:GUEST]... [--memory SIZE] [--cpus N] [--boot direct|uefi|bios]
-            [--accel auto|kvm|tcg] TARGET
-  uni init  [-o FILE] [-p PORT] PROGRAM     write the Unifile that 'uni run PROGRAM' uses
-  uni kernel ls | import SRC [--name NAME]
-  uni version
-
-TARGET is an image directory (from uni build), a build context holding a
-Unifile, or a program: a script (.js, .py, #!) run by the interpreter on
-your PATH, or an ELF binary.
-`
-
-// exitError carries an exit status out of a command (the app's, for run).
-type exitError struct{ status int }
-
-func (e exitError) Error() string { return fmt.Sprintf("exit status %d", e.status) }
+const version = engine.Version
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	go func() {
+		// After the first signal the command winds down; a second one
+		// kills uni at once, as it would any program.
+		<-ctx.Done()
+		stop()
+	}()
+	status := execute(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	stop()
-	var ee exitError
-	switch {
-	case err == nil:
-	case errors.As(err, &ee):
-		os.Exit(ee.status)
-	case errors.Is(err, errUsage):
-		fmt.Fprint(os.Stderr, usage)
-		os.Exit(2)
-	default:
-		fmt.Fprintln(os.Stderr, "uni:", err)
-		os.Exit(1)
-	}
+	os.Exit(status)
 }
 
-var errUsage = errors.New("usage")
+// execute runs the command line args and returns uni's exit status: 0, the
+// app's status for run, 1 for an error, 2 for a usage error, 130 when a
+// signal stopped the command.
+func execute(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	root := newRootCmd(stdout, stderr)
+	root.SetArgs(args)
+	err := root.ExecuteContext(ctx)
+	return exitStatus(ctx, err, stderr)
+}
 
-func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 {
-		return errUsage
+func newRootCmd(stdout, stderr io.Writer) *cobra.Command {
+	root := &cobra.Command{
+		Use:   "uni",
+		Short: "uni builds unikernels the way you build containers",
+		Long: `uni builds unikernels the way you build containers: a Unifile (a Dockerfile
+whose last stage becomes a unikernel) into an image layout (kernel, initrd,
+rootfs.img, config.json), which uni run boots in QEMU.`,
+		Example: `  uni build -o out example/hello-node
+  uni run out
+  uni run -p 8083:8083 hi.js
+  uni init hi.js`,
+		Version:                    version,
+		SuggestionsMinimumDistance: 2,
+		SilenceErrors:              true,
+		SilenceUsage:               true,
+		Args:                       subcommandArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cmd.SetOut(cmd.ErrOrStderr())
+			cmd.Usage()
+			return usageErrorf(cmd, "no command given")
+		},
 	}
-	switch args[0] {
-	case "build":
-		return cmdBuild(ctx, args[1:], stderr)
-	case "run":
-		return cmdRun(ctx, args[1:], stdout, stderr)
-	case "init":
-		return cmdInit(args[1:], stdout, stderr)
-	case "kernel":
-		return cmdKernel(ctx, args[1:], stdout, stderr)
-	case "version", "--version":
-		fmt.Fprintln(stdout, "uni", version)
-		return nil
-	case "help", "-h", "--help":
-		fmt.Fprint(stdout, usage)
-		return nil
-	}
-	return fmt.Errorf("unknown command %q (try: uni help)", args[0])
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	root.SetVersionTemplate("uni {{.Version}}\n")
+	root.SetFlagErrorFunc(flagError)
+	root.AddCommand(newBuildCmd(), newRunCmd(), newInitCmd(), newKernelCmd(), newVersionCmd())
+	return root
 }

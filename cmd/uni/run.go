@@ -8,6 +8,8 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/spf13/cobra"
+
 	"github.com/uniforge/packer-plugin-unikernel/engine"
 	"github.com/uniforge/packer-plugin-unikernel/image"
 	"github.com/uniforge/packer-plugin-unikernel/internal/cachedir"
@@ -17,71 +19,99 @@ import (
 	"github.com/uniforge/packer-plugin-unikernel/vm"
 )
 
-func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("run", stderr)
-	var ports, bargs listFlag
-	fs.Var(&ports, "p", "forward a port: [IP:]HOST:GUEST[/udp], repeatable (default: every EXPOSEd port on 127.0.0.1)")
-	memory := fs.String("memory", "", "guest RAM, e.g. 256M (default: the image's MEMORY)")
-	cpus := fs.Int("cpus", 0, "guest CPUs (default: the image's CPUS)")
-	boot := fs.String("boot", vm.BootDirect, "boot mode: direct (kernel and initrd given to QEMU), uefi or bios (firmware boots disk.img)")
-	accel := fs.String("accel", vm.AccelAuto, "accelerator: auto, kvm or tcg")
-	file := fs.String("f", "", "the Unifile, when TARGET is a build context")
-	fs.Var(&bargs, "build-arg", "build-time variable when TARGET is built, repeatable")
-	pos, err := parseInterspersed(fs, args)
-	if err != nil || len(pos) != 1 {
-		return errUsage
+type runFlags struct {
+	ports, buildArgs    []string
+	memory, boot, accel string
+	file                string
+	cpus                int
+}
+
+func newRunCmd() *cobra.Command {
+	var o runFlags
+	cmd := &cobra.Command{
+		Use:   "run [flags] TARGET",
+		Short: "Boot an image in QEMU, building it first if need be",
+		Long: `Boot TARGET in QEMU, stream its console, and exit with the app's exit status.
+
+TARGET is an image directory (from uni build), a build context holding a
+Unifile (or any directory with -f), or a program: a script (.js, .py, #!)
+run by the interpreter on your PATH, or an ELF binary. A context or program
+is built into a temporary directory, removed afterwards.`,
+		Example: `  uni run out
+  uni run -p 8080:8080 --memory 256M example/hello-node
+  uni run -p 8083:8083 hi.js`,
+		Args: oneArg("TARGET"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runRun(cmd, o, args[0])
+		},
 	}
+	f := cmd.Flags()
+	f.StringArrayVarP(&o.ports, "publish", "p", nil, "forward a port: [IP:]HOST:GUEST[/udp], repeatable (default: every EXPOSEd port on 127.0.0.1)")
+	f.StringVar(&o.memory, "memory", "", "guest RAM, e.g. 256M (default: the image's MEMORY)")
+	f.IntVar(&o.cpus, "cpus", 0, "guest CPUs (default: the image's CPUS)")
+	f.StringVar(&o.boot, "boot", vm.BootDirect, "boot mode: direct (kernel and initrd given to QEMU), uefi or bios (firmware boots disk.img)")
+	f.StringVar(&o.accel, "accel", vm.AccelAuto, "accelerator: auto, kvm or tcg")
+	f.StringVarP(&o.file, "file", "f", "", "the Unifile, when TARGET is a build context")
+	f.StringArrayVar(&o.buildArgs, "build-arg", nil, "build-time variable when TARGET is built (KEY=VALUE), repeatable")
+	cmd.RegisterFlagCompletionFunc("boot", fixedChoices(vm.BootDirect, vm.BootUEFI, vm.BootBIOS))
+	cmd.RegisterFlagCompletionFunc("accel", fixedChoices(vm.AccelAuto, vm.AccelKVM, vm.AccelTCG))
+	cmd.MarkFlagFilename("file")
+	return cmd
+}
+
+func runRun(cmd *cobra.Command, o runFlags, target string) error {
+	ctx, stdout, stderr := cmd.Context(), cmd.OutOrStdout(), cmd.ErrOrStderr()
 	var opts []vm.Option
-	for _, p := range ports {
+	for _, p := range o.ports {
 		pf, err := vm.ParsePortForward(p)
 		if err != nil {
 			return fmt.Errorf("-p %s: %w", p, err)
 		}
 		opts = append(opts, vm.WithPorts(pf))
 	}
-	if *memory != "" {
-		n, err := unifile.ParseMemory(*memory)
+	if o.memory != "" {
+		n, err := unifile.ParseMemory(o.memory)
 		if err != nil {
 			return fmt.Errorf("--memory: %w", err)
 		}
 		opts = append(opts, vm.WithMemory(n))
 	}
-	if *cpus != 0 {
-		opts = append(opts, vm.WithCPUs(*cpus))
+	if o.cpus != 0 {
+		opts = append(opts, vm.WithCPUs(o.cpus))
 	}
-	bm, err := buildArgs(bargs, os.Getenv)
+	bm, err := buildArgs(o.buildArgs, os.Getenv)
 	if err != nil {
-		return err
+		return usageError{cmd, err}
 	}
-	layout, cleanup, err := runnableLayout(ctx, pos[0], *file, bm, *boot != vm.BootDirect, stderr)
+	layout, cleanup, err := runnableLayout(ctx, target, o.file, bm, o.boot != vm.BootDirect, stderr)
 	if err != nil {
 		return err
 	}
 	defer cleanup()
-	if *boot != vm.BootDirect {
+	if o.boot != vm.BootDirect {
 		if err := ensureDisk(ctx, layout); err != nil {
 			return err
 		}
 	}
-	if *boot == vm.BootUEFI {
-		opt, err := uefiMemoryFloor(layout, *memory, stderr)
+	if o.boot == vm.BootUEFI {
+		opt, err := uefiMemoryFloor(layout, o.memory, stderr)
 		if err != nil {
 			return err
 		}
 		opts = append(opts, opt...)
 	}
-	opts = append(opts, vm.WithBoot(*boot), vm.WithAccel(*accel), vm.WithConsole(stdout))
+	opts = append(opts, vm.WithBoot(o.boot), vm.WithAccel(o.accel), vm.WithConsole(stdout))
 	status, err := vm.Run(ctx, layout, opts...)
 	if err != nil && ctx.Err() != nil {
 		// Ctrl-C or SIGTERM: the VM is stopped; exit as a shell reports an interrupt.
 		fmt.Fprintln(stderr, "uni: stopped the VM")
-		return exitError{130}
+		return exitStatusError{exitInterrupted}
 	}
 	if err != nil {
 		return err
 	}
 	if status != 0 {
-		return exitError{status}
+		return exitStatusError{status}
 	}
 	return nil
 }
