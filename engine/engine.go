@@ -202,7 +202,7 @@ func sourceDateEpoch(given *int64) (int64, error) {
 // checkMemory refuses a MEMORY the kernel cannot boot in, which would
 // otherwise end in a silent reset at boot.
 func checkMemory(b *kernel.Bundle, p *finalPlan) error {
-	need, err := image.KernelMinMemory(b.KernelPath())
+	need, err := b.MinMemory()
 	if err != nil {
 		return err
 	}
