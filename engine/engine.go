@@ -119,7 +119,7 @@ func Build(ctx context.Context, req Request) (*Result, error) {
 	}
 	res.Warnings = append(res.Warnings, plan.warnings...)
 	b.progress("kernel %s", plan.settings.Kernel)
-	bundle, err := kernel.Resolve(ctx, plan.settings.Kernel, kernel.WithCacheDir(filepath.Join(b.cacheDir, cachedir.Kernels)))
+	bundle, err := kernel.Resolve(ctx, plan.settings.Kernel, kernel.WithCacheDir(filepath.Join(b.cacheDir, cachedir.Kernels)), kernel.WithProgress(b.req.Log))
 	if err != nil {
 		return nil, b.lineErr(plan.kernelLine, "KERNEL %s: %v", plan.settings.Kernel, err)
 	}

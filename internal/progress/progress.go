@@ -72,6 +72,7 @@ func (r *Reporter) Start(verb, done, what string, total int64) *Task {
 			progressbar.OptionSetDescription(verb+" "+what),
 			progressbar.OptionShowBytes(true),
 			progressbar.OptionShowTotalBytes(true),
+			progressbar.OptionShowCount(),
 			progressbar.OptionSetPredictTime(true),
 			progressbar.OptionUseIECUnits(true),
 			progressbar.OptionThrottle(100*time.Millisecond),
