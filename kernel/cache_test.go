@@ -280,6 +280,19 @@ func TestImportCloudKernelCancelledMidUnpack(t *testing.T) {
 	checkCancelled(t, err, c, time.Now(), cache)
 }
 
+func TestLockFileName(t *testing.T) {
+	long := strings.Repeat("registry.example/a/", 20) + "kernel:1"
+	for _, name := range []string{DefaultName, "registry.example/uniforge/kernel:6.1", long, ".hidden", "../x"} {
+		got := lockFileName(name)
+		if got == "" || strings.ContainsAny(got, "/\\") || strings.HasPrefix(got, ".") || len(got) > 200 {
+			t.Errorf("lockFileName(%q) = %q", name, got)
+		}
+	}
+	if lockFileName("a") == lockFileName("b") || lockFileName(long) == lockFileName(long+"x") {
+		t.Error("two names share a lock file")
+	}
+}
+
 func TestSweepStaleWorkDirs(t *testing.T) {
 	cache := t.TempDir()
 	cfg := &config{cacheDir: cache}
@@ -287,13 +300,17 @@ func TestSweepStaleWorkDirs(t *testing.T) {
 	stale := filepath.Join(cache, workPrefix+"dead")
 	young := filepath.Join(cache, workPrefix+"young")
 	foreign := filepath.Join(cache, "not-ours")
-	for _, d := range []string{stale, young, foreign} {
+	legacy := filepath.Join(cache, ".apt-123")
+	legacyYoung := filepath.Join(cache, ".import-456")
+	for _, d := range []string{stale, young, foreign, legacy, legacyYoung} {
 		if err := os.MkdirAll(filepath.Join(d, "deb"), 0o700); err != nil {
 			t.Fatal(err)
 		}
 	}
 	os.Chtimes(stale, old, old)
 	os.Chtimes(foreign, old, old)
+	ancient := time.Now().Add(-2 * legacyStaleAge)
+	os.Chtimes(legacy, ancient, ancient)
 	live, done, err := workDir(cfg) // locked by us: kept
 	if err != nil {
 		t.Fatal(err)
@@ -301,7 +318,7 @@ func TestSweepStaleWorkDirs(t *testing.T) {
 	defer done()
 	os.Chtimes(live, old, old)
 	sweepStale(cfg)
-	for d, want := range map[string]bool{stale: false, young: true, foreign: true, live: true} {
+	for d, want := range map[string]bool{stale: false, young: true, foreign: true, live: true, legacy: false, legacyYoung: true} {
 		if _, err := os.Stat(d); (err == nil) != want {
 			t.Errorf("%s: exists=%v after the sweep, want %v", filepath.Base(d), err == nil, want)
 		}

@@ -2,6 +2,8 @@ package kernel
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"net/url"
@@ -25,6 +27,12 @@ const workPrefix = ".work-"
 // lockPoll is how often a waiter retries a held lock (and checks its ctx).
 const lockPoll = 50 * time.Millisecond
 
+// legacyWorkPrefixes start the work directories of earlier versions of
+// uni, which did not lock them; they are removed once legacyStaleAge old.
+var legacyWorkPrefixes = []string{".apt-", ".import-", ".fetch-"}
+
+const legacyStaleAge = time.Hour
+
 // staleAge is how old an unlocked work directory must be before another
 // uni removes it: older than the moment between its creation and locking.
 const staleAge = time.Minute
@@ -37,7 +45,7 @@ func lockName(ctx context.Context, cfg *config, name string) (unlock func(), err
 	if err := cachedir.MkdirPrivate(dir); err != nil {
 		return nil, fmt.Errorf("kernel cache: %w", err)
 	}
-	f, err := os.OpenFile(filepath.Join(dir, url.PathEscape(name)), os.O_RDWR|os.O_CREATE, 0o600)
+	f, err := os.OpenFile(filepath.Join(dir, lockFileName(name)), os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("kernel cache: %w", err)
 	}
@@ -62,6 +70,16 @@ func lockName(ctx context.Context, cfg *config, name string) (unlock func(), err
 		case <-time.After(lockPoll):
 		}
 	}
+}
+
+// lockFileName is name made safe as a file name: path-escaped, or its
+// SHA256 when that is too long (a long registry reference).
+func lockFileName(name string) string {
+	if esc := url.PathEscape(name); len(esc) <= 200 && !strings.HasPrefix(esc, ".") {
+		return esc
+	}
+	sum := sha256.Sum256([]byte(name))
+	return "sha256-" + hex.EncodeToString(sum[:])
 }
 
 // workDir makes a temporary directory in the cache, locked while this
@@ -102,11 +120,19 @@ func sweepStale(cfg *config) {
 		return
 	}
 	for _, e := range entries {
-		if !e.IsDir() || !strings.HasPrefix(e.Name(), workPrefix) {
+		if !e.IsDir() {
 			continue
 		}
 		p := filepath.Join(cfg.cacheDir, e.Name())
-		if fi, err := e.Info(); err != nil || time.Since(fi.ModTime()) < staleAge {
+		fi, err := e.Info()
+		if err != nil {
+			continue
+		}
+		if isLegacyWorkDir(e.Name()) && time.Since(fi.ModTime()) > legacyStaleAge {
+			os.RemoveAll(p)
+			continue
+		}
+		if !strings.HasPrefix(e.Name(), workPrefix) || time.Since(fi.ModTime()) < staleAge {
 			continue
 		}
 		f, err := os.Open(p)
@@ -119,4 +145,13 @@ func sweepStale(cfg *config) {
 		}
 		f.Close()
 	}
+}
+
+func isLegacyWorkDir(name string) bool {
+	for _, p := range legacyWorkPrefixes {
+		if strings.HasPrefix(name, p) {
+			return true
+		}
+	}
+	return false
 }

@@ -23,6 +23,14 @@ func CacheDir(t testing.TB) string {
 		t.Fatalf("user cache dir: %v", err)
 	}
 	dir := filepath.Join(base, "uni-test", "kernel-debs")
+	// Earlier versions made this directory world-writable for apt's _apt
+	// user; it is ours, so take that back.
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
 	if err := cachedir.MkdirPrivate(dir); err != nil {
 		t.Fatal(err)
 	}
