@@ -53,10 +53,15 @@ type Task struct {
 	start time.Time
 	bar   *progressbar.ProgressBar
 
-	mu  sync.Mutex
-	n   int64
-	end bool
+	mu       sync.Mutex
+	n        int64
+	end      bool
+	lastLine time.Time // of the last plain line, to space them out
 }
+
+// lineEvery spaces the plain progress lines of a long task: a CI log gets
+// a line every so often, not one per buffer.
+const lineEvery = 5 * time.Second
 
 // Start begins a task of total bytes (-1 when unknown): verb and done are
 // the words for it running and finished ("downloading", "downloaded").
@@ -66,6 +71,7 @@ func (r *Reporter) Start(verb, done, what string, total int64) *Task {
 		return t
 	}
 	t.start = r.now()
+	t.lastLine = t.start
 	if r.tty {
 		t.bar = progressbar.NewOptions64(total,
 			progressbar.OptionSetWriter(r.w),
@@ -100,8 +106,21 @@ func (t *Task) Add(n int64) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.n += n
-	if t.bar != nil && !t.end {
+	if t.end || t.r == nil || t.r.w == nil {
+		return
+	}
+	if t.bar != nil {
 		t.bar.Add64(n)
+		return
+	}
+	if now := t.r.now(); now.Sub(t.lastLine) >= lineEvery {
+		t.lastLine = now
+		rate := Bytes(int64(float64(t.n) / now.Sub(t.start).Seconds()))
+		if t.total > 0 {
+			t.r.Printf("  %s: %d%%, %s of %s, %s/s", t.what, t.n*100/t.total, Bytes(t.n), Bytes(t.total), rate)
+		} else {
+			t.r.Printf("  %s: %s, %s/s", t.what, Bytes(t.n), rate)
+		}
 	}
 }
 

@@ -13,13 +13,18 @@ func TestPlainLines(t *testing.T) {
 	r.now = func() time.Time { return clock }
 	task := r.Start("downloading", "downloaded", "linux-image-x 1", 3<<20)
 	task.Write(make([]byte, 1<<20))
-	task.Add(2 << 20)
-	clock = clock.Add(2500 * time.Millisecond)
+	clock = clock.Add(5 * time.Second) // a line every 5 s, on the next write
+	task.Add(1 << 20)
+	clock = clock.Add(time.Second)
+	task.Add(1 << 20)
 	task.Done()
 	task.Done() // once only
 	failed := r.Start("unpacking", "unpacked", "y.deb", -1)
 	failed.Fail()
-	want := "downloading linux-image-x 1 (3.0 MiB)\ndownloaded linux-image-x 1 (3.0 MiB) in 2.5s\nunpacking y.deb\n"
+	want := "downloading linux-image-x 1 (3.0 MiB)\n" +
+		"  linux-image-x 1: 66%, 2.0 MiB of 3.0 MiB, 409.6 KiB/s\n" +
+		"downloaded linux-image-x 1 (3.0 MiB) in 6s\n" +
+		"unpacking y.deb\n"
 	if buf.String() != want {
 		t.Errorf("got:\n%s\nwant:\n%s", buf.String(), want)
 	}
