@@ -1,6 +1,7 @@
 package kernel
 
 import (
+	"context"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -21,12 +22,12 @@ const aliasDir = "names"
 
 // install moves a finished stage directory into the cache under its
 // digest. A bundle already there wins: the import was a no-op.
-func install(cfg *config, stage string, desc Descriptor) (*Bundle, error) {
-	digest, err := Digest(stage)
+func install(ctx context.Context, cfg *config, stage string, desc Descriptor) (*Bundle, error) {
+	sum, err := digest(ctx, stage)
 	if err != nil {
 		return nil, err
 	}
-	desc.Digest = digest
+	desc.Digest = sum
 	// A fetched bundle comes with its descriptor; write it afresh with the checked digest.
 	if err := os.Remove(filepath.Join(stage, DescriptorFile)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return nil, err
@@ -34,7 +35,7 @@ func install(cfg *config, stage string, desc Descriptor) (*Bundle, error) {
 	if err := writeJSON(filepath.Join(stage, DescriptorFile), desc); err != nil {
 		return nil, err
 	}
-	final := filepath.Join(cfg.cacheDir, digestHex(digest))
+	final := filepath.Join(cfg.cacheDir, digestHex(sum))
 	if b, err := Open(final); err == nil {
 		return b, nil
 	}

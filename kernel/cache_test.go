@@ -67,7 +67,7 @@ func TestResolveDistroChecksTheDownload(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if b.Desc.Release != "9.9-test" || b.Desc.Source.Package != "linux-image-9.9-test" {
+		if b.Desc.Release != "9.9-test" || b.Desc.Source.Package != "linux-image-9.9-test" || b.Desc.Modules != 1 {
 			t.Errorf("bundle %+v", b.Desc)
 		}
 	})
@@ -242,7 +242,7 @@ func TestImportCancelled(t *testing.T) {
 	if err := os.WriteFile(deb, genuine, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	for _, step := range []string{"unpacking", "making the GRUB"} {
+	for _, step := range []string{"unpacking", "indexing the modules", "making the GRUB"} {
 		t.Run(step, func(t *testing.T) {
 			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()

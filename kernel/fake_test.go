@@ -11,6 +11,8 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -39,7 +41,7 @@ func fakeBzImage(release string, prefAddress uint64, initSize uint32, pad int) [
 }
 
 // fakeKernelDeb is a kernel image package as Debian lays it out (control,
-// then data.tar.xz holding boot/vmlinuz-<release>), without modules.
+// then data.tar.xz holding boot/vmlinuz-<release> and one small module).
 func fakeKernelDeb(t testing.TB, pkg, version, release string, pad int) []byte {
 	t.Helper()
 	control := fmt.Sprintf("Package: %s\nVersion: %s\nArchitecture: amd64\nSource: linux\nDescription: test kernel\n", pkg, version)
@@ -52,7 +54,14 @@ func fakeKernelDeb(t testing.TB, pkg, version, release string, pad int) []byte {
 	if err != nil {
 		t.Fatal(err)
 	}
-	writeTar(t, xw, map[string][]byte{"./boot/vmlinuz-" + release: fakeBzImage(release, 0x1000000, 0x2000000, pad)})
+	ko, err := os.ReadFile(filepath.Join("modinfo", "testdata", "tiny.ko"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeTar(t, xw, map[string][]byte{
+		"./boot/vmlinuz-" + release:                            fakeBzImage(release, 0x1000000, 0x2000000, pad),
+		"./lib/modules/" + release + "/kernel/drivers/tiny.ko": ko,
+	})
 	if err := xw.Close(); err != nil {
 		t.Fatal(err)
 	}

@@ -81,7 +81,7 @@ func importSource(ctx context.Context, cfg *config, src string) (*Bundle, error)
 	if err := assemble(ctx, cfg, root, stage, &desc); err != nil {
 		return nil, fmt.Errorf("kernel import %s: %w", src, err)
 	}
-	b, err := install(cfg, stage, desc)
+	b, err := install(ctx, cfg, stage, desc)
 	if err != nil {
 		return nil, err
 	}

@@ -91,7 +91,7 @@ func fetchBundle(ctx context.Context, cfg *config, ref string) (*Bundle, error) 
 	if err := fetched.Verify(); err != nil {
 		return nil, fmt.Errorf("kernel bundle %s from the registry: %w", ref, err)
 	}
-	b, err := install(cfg, stage, fetched.Desc)
+	b, err := install(ctx, cfg, stage, fetched.Desc)
 	if err != nil {
 		return nil, err
 	}
