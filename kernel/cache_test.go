@@ -209,7 +209,7 @@ func newCancelOn(prefix string, delay time.Duration, cancel context.CancelFunc) 
 func (c *cancelOn) Write(p []byte) (int, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if bytes.HasPrefix(p, []byte(c.prefix)) && c.buf.Len() >= 0 && len(c.canceled) == 0 && c.cancel != nil {
+	if c.cancel != nil && bytes.HasPrefix(p, []byte(c.prefix)) {
 		cancel := c.cancel
 		c.cancel = nil
 		time.AfterFunc(c.delay, func() { cancel(); c.canceled <- time.Now() })
