@@ -163,3 +163,20 @@ func TestCloudKernelFromApt(t *testing.T) {
 		t.Errorf("implausible package %+v", p)
 	}
 }
+
+// FuzzParsePrintURIs: whatever apt prints, an accepted package has a
+// plain .deb file name, a positive size and a 64-digit SHA256.
+func FuzzParsePrintURIs(f *testing.F) {
+	f.Add([]byte("'http://deb.debian.org/debian/pool/main/l/linux/linux-image-6.1.0-57-cloud-amd64_6.1.192-3_amd64.deb' linux-image-6.1.0-57-cloud-amd64_6.1.192-3_amd64.deb 26705532 SHA256:4fdd0172a8c3f41a97e92465b2ac1867e1c10d82d7aeed3d26ee7a5d14df1754\n"))
+	f.Add([]byte("'file:/srv/mirror/a.deb' a.deb 1 SHA256:4FDD0172A8C3F41A97E92465B2AC1867E1C10D82D7AEED3D26EE7A5D14DF1754"))
+	f.Fuzz(func(t *testing.T, out []byte) {
+		p, err := parsePrintURIs(out)
+		if err != nil {
+			return
+		}
+		if p.File != filepath.Base(p.File) || !strings.HasSuffix(p.File, ".deb") || strings.HasPrefix(p.File, ".") ||
+			p.Size <= 0 || len(p.SHA256) != 64 || strings.ToLower(p.SHA256) != p.SHA256 {
+			t.Errorf("accepted %+v", p)
+		}
+	})
+}
