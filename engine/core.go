@@ -276,7 +276,7 @@ func ResolveKernel(ctx context.Context, p *Plan, opts ...kernel.Option) (*kernel
 // CheckMemory refuses a memory size the kernel cannot boot in, which
 // would otherwise end in a silent reset at boot.
 func CheckMemory(b *kernel.Bundle, p *Plan) error {
-	need, err := image.KernelMinMemory(b.KernelPath())
+	need, err := b.MinMemory()
 	if err != nil {
 		return stepErr(StepMemory, "", err)
 	}

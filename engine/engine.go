@@ -128,7 +128,7 @@ func Build(ctx context.Context, req Request) (*Result, error) {
 	}
 	res.Warnings = append(res.Warnings, plan.Warnings...)
 	b.progress("kernel %s", plan.Kernel)
-	kopts := append([]kernel.Option{kernel.WithCacheDir(filepath.Join(b.cacheDir, cachedir.Kernels))}, req.KernelOptions...)
+	kopts := append([]kernel.Option{kernel.WithCacheDir(filepath.Join(b.cacheDir, cachedir.Kernels)), kernel.WithProgress(b.req.Log)}, req.KernelOptions...)
 	bundle, err := ResolveKernel(ctx, plan.Plan, kopts...)
 	if err != nil {
 		return nil, b.kernelErr(plan.kernelLine, err)
@@ -146,9 +146,10 @@ func Build(ctx context.Context, req Request) (*Result, error) {
 }
 
 // kernelErr puts the KERNEL line on a kernel error, unless the build was
-// stopped: an interrupted download is not the Unifile's fault.
+// stopped or the download failed: neither is the Unifile's fault.
 func (b *builder) kernelErr(loc unifile.Location, err error) error {
-	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+	var dl *kernel.DownloadError
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) || errors.As(err, &dl) {
 		return err
 	}
 	return b.lineErr(loc, err)

@@ -95,11 +95,13 @@ func run(ctx context.Context, name string, args ...string) error {
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	if err := cmd.Run(); err != nil {
-		msg := strings.TrimSpace(stderr.String())
-		if msg == "" {
-			msg = err.Error()
+		if ctx.Err() != nil {
+			err = ctx.Err() // killed because we were cancelled
 		}
-		return fmt.Errorf("%s %s: %s", filepath.Base(name), strings.Join(args, " "), msg)
+		if msg := strings.TrimSpace(stderr.String()); msg != "" && ctx.Err() == nil {
+			return fmt.Errorf("%s %s: %w: %s", filepath.Base(name), strings.Join(args, " "), err, msg)
+		}
+		return fmt.Errorf("%s %s: %w", filepath.Base(name), strings.Join(args, " "), err)
 	}
 	return nil
 }

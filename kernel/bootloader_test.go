@@ -4,16 +4,15 @@ import (
 	"bytes"
 	"context"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/uniforge/packer-plugin-unikernel/internal/testtool"
 )
 
 func TestBootLoadersReproducible(t *testing.T) {
-	if _, err := exec.LookPath("grub-mkimage"); err != nil {
-		t.Skip("grub-mkimage not found (apt-get install grub-common grub-pc-bin grub-efi-amd64-bin)")
-	}
+	testtool.Need(t, "grub-mkimage")
 	var dirs []string
 	for i := 0; i < 2; i++ {
 		dir := t.TempDir()

@@ -1,6 +1,7 @@
 package kernel
 
 import (
+	"context"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -10,6 +11,9 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+
+	"github.com/uniforge/packer-plugin-unikernel/internal/atomicfile"
+	"github.com/uniforge/packer-plugin-unikernel/internal/cachedir"
 )
 
 // aliasDir is the cache's name index: one file per alias, named by the
@@ -18,12 +22,12 @@ const aliasDir = "names"
 
 // install moves a finished stage directory into the cache under its
 // digest. A bundle already there wins: the import was a no-op.
-func install(cfg *config, stage string, desc Descriptor) (*Bundle, error) {
-	digest, err := Digest(stage)
+func install(ctx context.Context, cfg *config, stage string, desc Descriptor) (*Bundle, error) {
+	sum, err := digest(ctx, stage)
 	if err != nil {
 		return nil, err
 	}
-	desc.Digest = digest
+	desc.Digest = sum
 	// A fetched bundle comes with its descriptor; write it afresh with the checked digest.
 	if err := os.Remove(filepath.Join(stage, DescriptorFile)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return nil, err
@@ -31,7 +35,7 @@ func install(cfg *config, stage string, desc Descriptor) (*Bundle, error) {
 	if err := writeJSON(filepath.Join(stage, DescriptorFile), desc); err != nil {
 		return nil, err
 	}
-	final := filepath.Join(cfg.cacheDir, digestHex(digest))
+	final := filepath.Join(cfg.cacheDir, digestHex(sum))
 	if b, err := Open(final); err == nil {
 		return b, nil
 	}
@@ -67,26 +71,10 @@ func setAlias(cfg *config, name, digest string) error {
 	if err := checkAlias(name); err != nil {
 		return err
 	}
-	dir := filepath.Join(cfg.cacheDir, aliasDir)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return err
+	if err := cachedir.MkdirPrivate(filepath.Join(cfg.cacheDir, aliasDir)); err != nil {
+		return fmt.Errorf("kernel cache: %w", err)
 	}
-	tmp, err := os.CreateTemp(dir, ".tmp-")
-	if err != nil {
-		return err
-	}
-	_, err = tmp.WriteString(digest + "\n")
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Chmod(tmp.Name(), 0o644)
-	}
-	if err == nil {
-		err = os.Rename(tmp.Name(), aliasPath(cfg, name))
-	}
-	if err != nil {
-		os.Remove(tmp.Name())
+	if err := atomicfile.WriteBytes(aliasPath(cfg, name), []byte(digest+"\n"), 0o644); err != nil {
 		return fmt.Errorf("kernel cache: naming %s: %w", name, err)
 	}
 	return nil
@@ -219,7 +207,7 @@ func Aliases(opts ...Option) (map[string]string, error) {
 	out := map[string]string{}
 	for _, e := range entries {
 		name, err := url.PathUnescape(e.Name())
-		if err != nil || strings.HasPrefix(e.Name(), ".tmp-") {
+		if err != nil || strings.HasPrefix(e.Name(), atomicfile.TempPrefix) {
 			continue
 		}
 		b, err := lookupAlias(cfg, name)

@@ -1,6 +1,7 @@
 package kernel
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
@@ -9,6 +10,8 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+
+	"github.com/uniforge/packer-plugin-unikernel/kernel/deb"
 )
 
 // Digest returns "sha256:<hex>" of the canonical serialisation of the
@@ -21,6 +24,11 @@ import (
 // digest; directories are implied by the paths. Anything but regular files
 // and directories is an error, since a bundle holds nothing else.
 func Digest(dir string) (string, error) {
+	return digest(context.Background(), dir)
+}
+
+// digest is Digest, stopping when ctx is done.
+func digest(ctx context.Context, dir string) (string, error) {
 	type file struct {
 		rel  string
 		mode fs.FileMode
@@ -29,6 +37,9 @@ func Digest(dir string) (string, error) {
 	var files []file
 	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
+			return err
+		}
+		if err := ctx.Err(); err != nil {
 			return err
 		}
 		rel, err := filepath.Rel(dir, p)
@@ -61,7 +72,7 @@ func Digest(dir string) (string, error) {
 	sort.Slice(files, func(i, j int) bool { return files[i].rel < files[j].rel })
 	manifest := sha256.New()
 	for _, f := range files {
-		sum, err := fileSHA256(filepath.Join(dir, filepath.FromSlash(f.rel)))
+		sum, err := fileSHA256(ctx, filepath.Join(dir, filepath.FromSlash(f.rel)))
 		if err != nil {
 			return "", err
 		}
@@ -70,14 +81,14 @@ func Digest(dir string) (string, error) {
 	return "sha256:" + hex.EncodeToString(manifest.Sum(nil)), nil
 }
 
-func fileSHA256(p string) (string, error) {
+func fileSHA256(ctx context.Context, p string) (string, error) {
 	f, err := os.Open(p)
 	if err != nil {
 		return "", err
 	}
 	defer f.Close()
 	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
+	if _, err := io.Copy(h, deb.ContextReader(ctx, f)); err != nil {
 		return "", fmt.Errorf("%s: %w", p, err)
 	}
 	return hex.EncodeToString(h.Sum(nil)), nil

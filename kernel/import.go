@@ -34,18 +34,23 @@ func Import(ctx context.Context, src string, opts ...Option) (*Bundle, error) {
 	if err != nil {
 		return nil, err
 	}
+	return importSource(ctx, cfg, src)
+}
+
+// importSource is Import with its options read.
+func importSource(ctx context.Context, cfg *config, src string) (*Bundle, error) {
 	fi, err := os.Stat(src)
 	if err != nil {
 		return nil, fmt.Errorf("kernel import: %w", err)
 	}
-	if err := os.MkdirAll(cfg.cacheDir, 0o755); err != nil {
+	if err := cfg.prepare(); err != nil {
 		return nil, err
 	}
-	work, err := os.MkdirTemp(cfg.cacheDir, ".import-")
+	work, done, err := workDir(cfg)
 	if err != nil {
 		return nil, err
 	}
-	defer os.RemoveAll(work)
+	defer done()
 	stage := filepath.Join(work, "bundle")
 	if err := os.Mkdir(stage, 0o755); err != nil {
 		return nil, err
@@ -58,7 +63,7 @@ func Import(ctx context.Context, src string, opts ...Option) (*Bundle, error) {
 		if err := os.Mkdir(root, 0o755); err != nil {
 			return nil, err
 		}
-		pkg, err := deb.Extract(ctx, src, root, wantedDebPath)
+		pkg, err := unpackDeb(ctx, cfg, src, fi.Size(), root)
 		if err != nil {
 			return nil, fmt.Errorf("kernel import: %w", err)
 		}
@@ -76,7 +81,7 @@ func Import(ctx context.Context, src string, opts ...Option) (*Bundle, error) {
 	if err := assemble(ctx, cfg, root, stage, &desc); err != nil {
 		return nil, fmt.Errorf("kernel import %s: %w", src, err)
 	}
-	b, err := install(cfg, stage, desc)
+	b, err := install(ctx, cfg, stage, desc)
 	if err != nil {
 		return nil, err
 	}
@@ -86,6 +91,25 @@ func Import(ctx context.Context, src string, opts ...Option) (*Bundle, error) {
 		}
 	}
 	return b, nil
+}
+
+// unpackDeb extracts the kernel's files of the .deb at src into root,
+// reporting progress by the compressed bytes read: decompressing the
+// data archive is most of an import's time.
+func unpackDeb(ctx context.Context, cfg *config, src string, size int64, root string) (*deb.Package, error) {
+	f, err := os.Open(src)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	task := cfg.progress.Start("unpacking", "unpacked", filepath.Base(src), size)
+	pkg, err := deb.ExtractReader(ctx, io.TeeReader(f, task), root, wantedDebPath)
+	if err != nil {
+		task.Fail()
+		return nil, fmt.Errorf("%s: %w", src, err)
+	}
+	task.Done()
+	return pkg, nil
 }
 
 // wantedDebPath says which files of a kernel package a bundle needs.
@@ -142,6 +166,7 @@ func assemble(ctx context.Context, cfg *config, root, stage string, desc *Descri
 	idx := spec.ModuleIndex{KernelRelease: tree.release, Modules: []spec.Module{}}
 	desc.Builtin = []string{}
 	if tree.modulesDir != "" {
+		cfg.progress.Printf("indexing the modules of kernel %s", tree.release)
 		if idx.Modules, err = copyModules(ctx, tree.modulesDir, filepath.Join(stage, ModulesDir)); err != nil {
 			return err
 		}
@@ -153,6 +178,7 @@ func assemble(ctx context.Context, cfg *config, root, stage string, desc *Descri
 	if err := writeJSON(filepath.Join(stage, ModuleIndexFile), idx); err != nil {
 		return err
 	}
+	cfg.progress.Printf("making the GRUB boot loaders")
 	if desc.BootLoader, err = writeBootLoaders(ctx, cfg.grubLibDir, filepath.Join(stage, BootDir)); err != nil {
 		return err
 	}
@@ -194,7 +220,7 @@ func copyModules(ctx context.Context, src, dst string) ([]spec.Module, error) {
 		}
 		rel = strings.TrimSuffix(filepath.ToSlash(rel), strings.TrimPrefix(suffix, ".ko"))
 		out := filepath.Join(dst, filepath.FromSlash(rel))
-		if err := decompressModule(p, out); err != nil {
+		if err := decompressModule(ctx, p, out); err != nil {
 			return err
 		}
 		info, err := modinfo.ReadFile(out)
@@ -216,13 +242,13 @@ func copyModules(ctx context.Context, src, dst string) ([]spec.Module, error) {
 }
 
 // decompressModule writes the module at src, decompressed by its suffix, to dst.
-func decompressModule(src, dst string) error {
+func decompressModule(ctx context.Context, src, dst string) error {
 	in, err := os.Open(src)
 	if err != nil {
 		return err
 	}
 	defer in.Close()
-	var r io.Reader = bufio.NewReader(in)
+	var r io.Reader = bufio.NewReader(deb.ContextReader(ctx, in))
 	switch path.Ext(src) {
 	case ".xz":
 		if r, err = xz.NewReader(r); err != nil {

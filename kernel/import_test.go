@@ -14,6 +14,7 @@ import (
 	"github.com/klauspost/compress/zstd"
 	"github.com/ulikunitz/xz"
 
+	"github.com/uniforge/packer-plugin-unikernel/internal/testtool"
 	"github.com/uniforge/packer-plugin-unikernel/kernel/deb"
 	"github.com/uniforge/packer-plugin-unikernel/kernel/internal/kerneltest"
 	"github.com/uniforge/packer-plugin-unikernel/kernel/modinfo"
@@ -55,6 +56,10 @@ func TestImportCloudKernel(t *testing.T) {
 	}
 	if err := b.Verify(); err != nil {
 		t.Error(err)
+	}
+	// Measured: this kernel boots in 96 MiB and deadlocks in 80 MiB.
+	if m, err := b.MinMemory(); err != nil || m != 96<<20 {
+		t.Errorf("MinMemory: %d MiB, %v; want 96 MiB", m>>20, err)
 	}
 
 	bootImg, err := os.ReadFile(b.BootFile(BIOSBootImage))
@@ -147,10 +152,7 @@ func TestImportCloudKernel(t *testing.T) {
 	})
 
 	t.Run("ModinfoMatchesKmod", func(t *testing.T) {
-		modinfoBin, err := exec.LookPath("modinfo")
-		if err != nil {
-			t.Skip("modinfo (package kmod) not found: it is the test oracle")
-		}
+		modinfoBin := testtool.Need(t, "modinfo")[0] // kmod's: the test oracle
 		idx, err := b.ModuleIndex()
 		if err != nil {
 			t.Fatal(err)
@@ -275,4 +277,10 @@ func checkDependencyOrder(t *testing.T, mods []spec.Module, builtin []string) {
 		}
 		seen[m.Name] = true
 	}
+}
+
+// kerneltestDeb is the real cloud kernel .deb (a download: not in -short).
+func kerneltestDeb(t *testing.T) string {
+	t.Helper()
+	return kerneltest.CloudKernelDeb(t)
 }

@@ -4,8 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 
 	"github.com/uniforge/packer-plugin-unikernel/internal/cachedir"
+	"github.com/uniforge/packer-plugin-unikernel/internal/progress"
+	"github.com/uniforge/packer-plugin-unikernel/kernel/distro"
 )
 
 // Option adjusts Import, Resolve and List.
@@ -21,12 +24,25 @@ type Fetcher func(ctx context.Context, ref, dir string) error
 // ErrNotFound is returned (wrapped) when a name resolves to no bundle.
 var ErrNotFound = errors.New("kernel bundle not found")
 
+// DownloadError is a failed or interrupted download of the distribution's
+// kernel package (see distro.DownloadError): getting the package went
+// wrong, not the name the user asked for. errors.As finds it in what
+// Resolve returns; errors.Is(err, context.Canceled) tells an interruption.
+type DownloadError = distro.DownloadError
+
+// ErrMismatch is returned (wrapped, inside a *DownloadError) when a
+// downloaded kernel package is not what apt's signed index says it is.
+var ErrMismatch = distro.ErrMismatch
+
 type config struct {
 	cacheDir   string // holds one directory per bundle, named by digest hex
 	name       string // alias to record for the imported bundle
 	fetch      Fetcher
 	noDistro   bool
 	grubLibDir string
+	progress   *progress.Reporter
+	// locate finds the distribution kernel package; tests replace it.
+	locate func(ctx context.Context) (distro.Package, error)
 }
 
 // WithCacheDir keeps bundles in dir instead of the kernels directory of cachedir.Dir().
@@ -57,8 +73,16 @@ func WithGrubLibDir(dir string) Option {
 	return func(c *config) { c.grubLibDir = dir }
 }
 
+// WithProgress reports the slow steps of a cold cache (the kernel package's
+// download, its unpacking, waiting for another uni doing the same) on w: a
+// bar with size, rate and ETA when w is a terminal, plain lines otherwise.
+// Without it nothing is reported.
+func WithProgress(w io.Writer) Option {
+	return func(c *config) { c.progress = progress.New(w) }
+}
+
 func newConfig(opts []Option) (*config, error) {
-	c := &config{grubLibDir: "/usr/lib/grub"}
+	c := &config{grubLibDir: "/usr/lib/grub", locate: distro.CloudKernel}
 	for _, o := range opts {
 		o(c)
 	}
@@ -75,4 +99,14 @@ func newConfig(opts []Option) (*config, error) {
 		}
 	}
 	return c, nil
+}
+
+// prepare creates the cache directory, private to this user, or refuses
+// one that others could plant files in. Everything that writes to the
+// cache calls it first.
+func (c *config) prepare() error {
+	if err := cachedir.MkdirPrivate(c.cacheDir); err != nil {
+		return fmt.Errorf("kernel cache: %w", err)
+	}
+	return nil
 }

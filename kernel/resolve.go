@@ -58,16 +58,25 @@ func isExplicitPath(name string) bool {
 }
 
 // fetchBundle asks the registry for ref, checks what it wrote against its
-// digest, and adds it to the cache under ref.
+// digest, and adds it to the cache under ref. One process at a time
+// fetches a given ref; a waiter finds the bundle when its turn comes.
 func fetchBundle(ctx context.Context, cfg *config, ref string) (*Bundle, error) {
-	if err := os.MkdirAll(cfg.cacheDir, 0o755); err != nil {
+	if err := cfg.prepare(); err != nil {
 		return nil, err
 	}
-	work, err := os.MkdirTemp(cfg.cacheDir, ".fetch-")
+	unlock, err := lockName(ctx, cfg, ref)
 	if err != nil {
 		return nil, err
 	}
-	defer os.RemoveAll(work)
+	defer unlock()
+	if b, err := lookupAlias(cfg, ref); !errors.Is(err, ErrNotFound) {
+		return b, err
+	}
+	work, done, err := workDir(cfg)
+	if err != nil {
+		return nil, err
+	}
+	defer done()
 	stage := filepath.Join(work, "bundle")
 	if err := os.Mkdir(stage, 0o755); err != nil {
 		return nil, err
@@ -82,8 +91,7 @@ func fetchBundle(ctx context.Context, cfg *config, ref string) (*Bundle, error) 
 	if err := fetched.Verify(); err != nil {
 		return nil, fmt.Errorf("kernel bundle %s from the registry: %w", ref, err)
 	}
-	desc := fetched.Desc
-	b, err := install(cfg, stage, desc)
+	b, err := install(ctx, cfg, stage, fetched.Desc)
 	if err != nil {
 		return nil, err
 	}
@@ -95,24 +103,41 @@ func fetchBundle(ctx context.Context, cfg *config, ref string) (*Bundle, error) 
 	return b, nil
 }
 
-// importDistro downloads the host distribution's cloud kernel package and
-// imports it as the default bundle.
+// importDistro downloads the host distribution's cloud kernel package,
+// checks it against apt's index, and imports it as the default bundle.
+// One process at a time does it; the others wait and then find it.
 func importDistro(ctx context.Context, cfg *config) (*Bundle, error) {
 	if _, err := os.Stat("/etc/debian_version"); err != nil {
 		return nil, fmt.Errorf("no kernel bundle %q in %s, and this host is not Debian-family so none can be made from its packages: import one (a kernel .deb, or a directory with vmlinuz and lib/modules): %w",
 			DefaultName, cfg.cacheDir, ErrNotFound)
 	}
-	if err := os.MkdirAll(cfg.cacheDir, 0o755); err != nil {
+	if err := cfg.prepare(); err != nil {
 		return nil, err
 	}
-	work, err := os.MkdirTemp(cfg.cacheDir, ".apt-")
+	unlock, err := lockName(ctx, cfg, DefaultName)
 	if err != nil {
 		return nil, err
 	}
-	defer os.RemoveAll(work)
-	debPath, err := distro.DownloadCloudKernel(ctx, work)
+	defer unlock()
+	if b, err := lookupAlias(cfg, DefaultName); !errors.Is(err, ErrNotFound) {
+		return b, err
+	}
+	pkg, err := cfg.locate(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("finding the distribution's kernel package: %w", err)
+	}
+	// A fresh directory of ours: nothing found lying in the cache is ever
+	// imported, only the bytes just downloaded and checked.
+	work, done, err := workDir(cfg)
 	if err != nil {
 		return nil, err
 	}
-	return Import(ctx, debPath, WithCacheDir(cfg.cacheDir), WithGrubLibDir(cfg.grubLibDir), WithName(DefaultName))
+	defer done()
+	debPath, err := distro.Download(ctx, pkg, work, cfg.progress)
+	if err != nil {
+		return nil, err
+	}
+	named := *cfg
+	named.name = DefaultName
+	return importSource(ctx, &named, debPath)
 }

@@ -1,30 +1,38 @@
 package kernel
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
+
+	"github.com/uniforge/packer-plugin-unikernel/internal/testtool"
 )
 
 // TestResolveDefaultFromDistro runs the whole path a first `uni run` takes
 // on a fresh host: empty cache, apt-get download of the cloud kernel, import.
 func TestResolveDefaultFromDistro(t *testing.T) {
-	if testing.Short() {
-		t.Skip("downloads the distribution kernel (about 27 MB); not in -short")
-	}
-	if _, err := os.Stat("/etc/debian_version"); err != nil {
-		t.Skip("not a Debian-family host")
-	}
+	testtool.NeedDownload(t, "the distribution kernel (about 27 MB)")
+	needImportTools(t)
+	testtool.Need(t, "apt-get", "apt-cache")
 	cache := t.TempDir()
-	b, err := Resolve(context.Background(), "", WithCacheDir(cache))
+	var log bytes.Buffer
+	b, err := Resolve(context.Background(), "", WithCacheDir(cache), WithProgress(&log))
 	if err != nil {
 		t.Fatal(err)
 	}
 	aliases, err := Aliases(WithCacheDir(cache))
 	if err != nil || aliases[DefaultName] != b.Desc.Digest {
 		t.Errorf("after Resolve: aliases %v, %v; bundle %s", aliases, err, b.Desc.Digest)
+	}
+	t.Logf("progress:\n%s", log.String())
+	for _, want := range []string{"downloading linux-image-", "downloaded linux-image-", "unpacking linux-image-", "unpacked linux-image-"} {
+		if !strings.Contains(log.String(), want) {
+			t.Errorf("progress lacks %q", want)
+		}
 	}
 	leftovers, _ := filepath.Glob(filepath.Join(cache, ".*"))
 	if len(leftovers) != 0 {

@@ -1,9 +1,7 @@
 package kernel
 
 import (
-	"encoding/binary"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"sort"
@@ -118,41 +116,4 @@ func sortedKeys(m map[string]string) []string {
 	}
 	sort.Strings(keys)
 	return keys
-}
-
-// readBzImageRelease reads the kernel release from an x86 bzImage's setup
-// header: the kernel_version field points at "6.1.0-56-cloud-amd64 (builder)
-// #1 SMP …", whose first word is the release.
-func readBzImageRelease(p string) (release, arch string, err error) {
-	f, err := os.Open(p)
-	if err != nil {
-		return "", "", err
-	}
-	defer f.Close()
-	hdr := make([]byte, 0x240)
-	if _, err := io.ReadFull(f, hdr); err != nil {
-		return "", "", fmt.Errorf("%s: not an x86 bzImage: %w", p, err)
-	}
-	if string(hdr[0x202:0x206]) != "HdrS" || binary.LittleEndian.Uint16(hdr[0x206:]) < 0x020c {
-		return "", "", fmt.Errorf("%s: not an x86 bzImage (boot protocol 2.12 or later)", p)
-	}
-	arch = "i386"
-	if binary.LittleEndian.Uint16(hdr[0x236:])&1 != 0 { // XLF_KERNEL_64
-		arch = "amd64"
-	}
-	ptr := int64(binary.LittleEndian.Uint16(hdr[0x20e:]))
-	if ptr == 0 {
-		return "", "", fmt.Errorf("%s: bzImage has no kernel_version string", p)
-	}
-	buf := make([]byte, 256)
-	n, err := f.ReadAt(buf, ptr+0x200)
-	if n == 0 {
-		return "", "", fmt.Errorf("%s: reading kernel_version: %w", p, err)
-	}
-	text, _, _ := strings.Cut(string(buf[:n]), "\x00")
-	release, _, _ = strings.Cut(text, " ")
-	if release == "" || strings.ContainsAny(release, "/\\") {
-		return "", "", fmt.Errorf("%s: bad kernel_version %q", p, text)
-	}
-	return release, arch, nil
 }

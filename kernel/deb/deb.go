@@ -59,24 +59,47 @@ func ReadControl(debPath string) (Control, error) {
 // and fifos are never written. On error dest may hold part of the files:
 // callers extract into a temporary directory and remove it.
 func Extract(ctx context.Context, debPath, dest string, keep func(name string) bool) (*Package, error) {
-	entries, err := os.ReadDir(dest)
-	if err != nil {
-		return nil, err
-	}
-	if len(entries) != 0 {
-		return nil, fmt.Errorf("extract %s: destination %s is not empty", debPath, dest)
-	}
 	f, err := os.Open(debPath)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
-	x := &extractor{dest: dest, keep: keep}
-	pkg, err := readPackage(ctx, f, x)
+	pkg, err := ExtractReader(ctx, f, dest, keep)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", debPath, err)
 	}
 	return pkg, nil
+}
+
+// ExtractReader is Extract of the .deb read from r. Every read of r checks
+// ctx, so a cancellation stops the decompression within one buffer.
+func ExtractReader(ctx context.Context, r io.Reader, dest string, keep func(name string) bool) (*Package, error) {
+	entries, err := os.ReadDir(dest)
+	if err != nil {
+		return nil, err
+	}
+	if len(entries) != 0 {
+		return nil, fmt.Errorf("extract: destination %s is not empty", dest)
+	}
+	x := &extractor{dest: dest, keep: keep}
+	return readPackage(ctx, ContextReader(ctx, r), x)
+}
+
+// ContextReader reads r until ctx is done, then fails with ctx's error.
+func ContextReader(ctx context.Context, r io.Reader) io.Reader {
+	return &ctxReader{ctx: ctx, r: r}
+}
+
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (c *ctxReader) Read(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.r.Read(p)
 }
 
 // readPackage parses a .deb from r: its control fields and, when x is set, its

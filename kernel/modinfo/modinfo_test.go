@@ -11,6 +11,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/uniforge/packer-plugin-unikernel/internal/testtool"
 	"github.com/uniforge/packer-plugin-unikernel/kernel/deb"
 	"github.com/uniforge/packer-plugin-unikernel/kernel/internal/kerneltest"
 )
@@ -68,10 +69,8 @@ func TestReadELFRejectsNonModules(t *testing.T) {
 // kernel and compares name, depends and aliases with what kmod's modinfo
 // prints for the same file.
 func TestRealModulesAgainstKmod(t *testing.T) {
-	modinfoBin, err := exec.LookPath("modinfo")
-	if err != nil {
-		t.Skip("modinfo (package kmod) not found: it is the test oracle")
-	}
+	modinfoBin := testtool.Need(t, "modinfo")[0] // kmod's: the test oracle
+	var err error
 	debPath := kerneltest.CloudKernelDeb(t)
 	root := t.TempDir()
 	keep := func(name string) bool { return strings.HasPrefix(name, "lib/modules/") }

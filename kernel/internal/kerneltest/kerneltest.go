@@ -5,15 +5,17 @@ package kerneltest
 import (
 	"context"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"testing"
 	"time"
 
+	"github.com/uniforge/packer-plugin-unikernel/internal/cachedir"
+	"github.com/uniforge/packer-plugin-unikernel/internal/testtool"
 	"github.com/uniforge/packer-plugin-unikernel/kernel/distro"
 )
 
-// CacheDir is os.UserCacheDir()/uni-test/kernel-debs, created if needed.
+// CacheDir is os.UserCacheDir()/uni-test/kernel-debs, created private to
+// this user if needed.
 func CacheDir(t testing.TB) string {
 	t.Helper()
 	base, err := os.UserCacheDir()
@@ -21,21 +23,29 @@ func CacheDir(t testing.TB) string {
 		t.Fatalf("user cache dir: %v", err)
 	}
 	dir := filepath.Join(base, "uni-test", "kernel-debs")
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	// Earlier versions made this directory world-writable for apt's _apt
+	// user; it is ours, so take that back.
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := cachedir.MkdirPrivate(dir); err != nil {
 		t.Fatal(err)
 	}
 	return dir
 }
 
 // CloudKernelDeb returns the path of the distribution's current cloud
-// kernel .deb, downloading it into CacheDir unless it is there. When the
-// download fails (offline) a .deb cached by an earlier run is used. It
-// skips the test on hosts without apt-get.
+// kernel .deb, checked against apt's index, downloading it into CacheDir
+// unless a matching one is there. When apt cannot say which package is
+// current (offline, no lists), a .deb cached by an earlier run is used.
+// It needs a download (not in -short) and apt-get.
 func CloudKernelDeb(t testing.TB) string {
 	t.Helper()
-	if _, err := exec.LookPath("apt-get"); err != nil {
-		t.Skip("apt-get not found: the distribution kernel package can only be downloaded on a Debian-family host")
-	}
+	testtool.NeedDownload(t, "the distribution's cloud kernel package (about 27 MB)")
+	testtool.Need(t, "apt-get", "apt-cache")
 	dir := CacheDir(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
