@@ -243,13 +243,13 @@ func TestPathsAreChecked(t *testing.T) {
 
 func TestLimitsSayWhatIsWrong(t *testing.T) {
 	tests := []struct{ body, want string }{
-		{"MEMORY -5", "Unifile:2: MEMORY -5: a size cannot be negative; want 32 MiB to 64 GiB, e.g. 128M"},
-		{"MEMORY -128M", "Unifile:2: MEMORY -128M: a size cannot be negative; want 32 MiB to 64 GiB, e.g. 128M"},
-		{"MEMORY 0", "Unifile:2: MEMORY 0: the size is zero; the least is 32 MiB"},
-		{"MEMORY 1K", "Unifile:2: MEMORY 1K is too small: the least is 32 MiB"},
+		{"MEMORY -5", "Unifile:2: MEMORY -5 is out of range: a size cannot be negative; allowed is 32 MiB to 64 GiB"},
+		{"MEMORY -128M", "Unifile:2: MEMORY -128M is out of range: a size cannot be negative; allowed is 32 MiB to 64 GiB"},
+		{"MEMORY 0", "Unifile:2: MEMORY 0 is out of range: the size is zero; the least is 32 MiB"},
+		{"MEMORY 1K", "Unifile:2: MEMORY 1K is out of range: the least is 32 MiB"},
 		{"MEMORY 128X", `Unifile:2: MEMORY "128X": want a whole number with an optional unit, e.g. 128M, 1G, 512MiB`},
-		{"CPUS -1", "Unifile:2: CPUS -1: a count cannot be negative; want 1 to 64"},
-		{"CPUS 99999999999999999999", "Unifile:2: CPUS 99999999999999999999 is too large: the most is 64"},
+		{"CPUS -1", "Unifile:2: CPUS -1 is out of range: a count cannot be negative; allowed is 1 to 64"},
+		{"CPUS 99999999999999999999", "Unifile:2: CPUS 99999999999999999999 is out of range: the most is 64"},
 		{"CPUS two", `Unifile:2: CPUS "two": want a whole number from 1 to 64`},
 		{"EXPOSE 1-65535", "Unifile:2: EXPOSE 1-65535: a range of 65535 ports is more than the 1024 a unikernel may forward; expose the ports the app listens on"},
 		{"EXPOSE 1000-2024/udp", "Unifile:2: EXPOSE 1000-2024/udp: a range of 1025 ports is more than the 1024 a unikernel may forward; expose the ports the app listens on"},

@@ -28,14 +28,14 @@ func TestErrors(t *testing.T) {
 		{"shell cmd", "FROM scratch\nCMD /app --flag\n",
 			`Unifile:2: CMD in shell form needs a shell, and a unikernel has none: write it as JSON, e.g. CMD ["/app", "--flag"]`},
 		{"bad json", "FROM scratch\nCMD [\"a\", 1]\n", "Unifile:2: when using JSON array syntax, arrays must be comprised of strings only"},
-		{"memory small", "FROM scratch\nMEMORY 16M" + end, "Unifile:2: MEMORY 16M is too small: the least is 32 MiB"},
-		{"memory big", "FROM scratch\nMEMORY 65G" + end, "Unifile:2: MEMORY 65G is too large: the most is 64 GiB"},
-		{"memory overflow", "FROM scratch\nMEMORY 99999999999999999999T" + end, "Unifile:2: MEMORY 99999999999999999999T is too large: the most is 64 GiB"},
+		{"memory small", "FROM scratch\nMEMORY 16M" + end, "Unifile:2: MEMORY 16M is out of range: the least is 32 MiB"},
+		{"memory big", "FROM scratch\nMEMORY 65G" + end, "Unifile:2: MEMORY 65G is out of range: the most is 64 GiB"},
+		{"memory overflow", "FROM scratch\nMEMORY 99999999999999999999T" + end, "Unifile:2: MEMORY 99999999999999999999T is out of range: the most is 64 GiB"},
 		{"memory unit", "FROM scratch\nMEMORY 1.5G" + end, `Unifile:2: MEMORY "1.5G": want a whole number with an optional unit, e.g. 128M, 1G, 512MiB`},
 		{"memory not MiB", "FROM scratch\nMEMORY 33554433" + end, "Unifile:2: MEMORY 33554433 is not a whole number of MiB"},
 		{"memory none", "FROM scratch\nMEMORY" + end, "Unifile:2: MEMORY needs exactly one argument"},
-		{"cpus zero", "FROM scratch\nCPUS 0" + end, "Unifile:2: CPUS 0: a unikernel needs at least 1 CPU"},
-		{"cpus 65", "FROM scratch\nCPUS 65" + end, "Unifile:2: CPUS 65 is too many: the most is 64"},
+		{"cpus zero", "FROM scratch\nCPUS 0" + end, "Unifile:2: CPUS 0 is out of range: a unikernel needs at least 1 CPU"},
+		{"cpus 65", "FROM scratch\nCPUS 65" + end, "Unifile:2: CPUS 65 is out of range: the most is 64"},
 		{"cpus two", "FROM scratch\nCPUS 1 2" + end, "Unifile:2: CPUS needs exactly one argument"},
 		{"kernel comment", "FROM scratch\nKERNEL linux # the default" + end, "Unifile:2: KERNEL needs exactly one argument (a # comment must stand on its own line)"},
 		{"kernel flag", "FROM scratch\nKERNEL --x=1 linux" + end, "Unifile:2: KERNEL takes no flags"},
@@ -74,7 +74,7 @@ func TestErrors(t *testing.T) {
 		{"bad escape directive", "# escape=x\nFROM scratch" + end, "Unifile:1: invalid escape token 'x' does not match ` or \\"},
 		// Lines count from the start of an instruction, after continuations and heredocs.
 		{"after continuation", "FROM scratch\nENV A=1 \\\n  B=2 \\\n  C=3\nCOPY \\\n  a\nCMD [\"/a\"]\n", "Unifile:5: COPY needs at least one source and a destination"},
-		{"after heredoc", "FROM scratch\nCOPY <<EOF /x\n1\n2\n3\nEOF\nMEMORY 1\nCMD [\"/a\"]\n", "Unifile:7: MEMORY 1 is too small: the least is 32 MiB"},
+		{"after heredoc", "FROM scratch\nCOPY <<EOF /x\n1\n2\n3\nEOF\nMEMORY 1\nCMD [\"/a\"]\n", "Unifile:7: MEMORY 1 is out of range: the least is 32 MiB"},
 		{"after comments in continuation", "FROM scratch\nRUN a \\\n# note\n  && b\nFOO\n" + end, "Unifile:5: unknown instruction FOO"},
 	}
 	for _, tt := range tests {

@@ -23,7 +23,7 @@ var sizeUnits = map[string]int64{
 // being wrong gets its own message.
 func parseMemory(s string) (int64, error) {
 	if strings.HasPrefix(s, "-") {
-		return 0, fmt.Errorf("MEMORY %s: a size cannot be negative; want %s to %s, e.g. 128M", s, humanBytes(MinMemoryBytes), humanBytes(MaxMemoryBytes))
+		return 0, fmt.Errorf("MEMORY %s is out of range: a size cannot be negative; allowed is %s to %s", s, humanBytes(MinMemoryBytes), humanBytes(MaxMemoryBytes))
 	}
 	digits := strings.TrimLeft(s, "0123456789")
 	number, unit := s[:len(s)-len(digits)], strings.ToLower(strings.TrimSpace(digits))
@@ -31,7 +31,7 @@ func parseMemory(s string) (int64, error) {
 	if number == "" || !ok {
 		return 0, fmt.Errorf("MEMORY %q: want a whole number with an optional unit, e.g. 128M, 1G, 512MiB", s)
 	}
-	tooLarge := fmt.Errorf("MEMORY %s is too large: the most is %s", s, humanBytes(MaxMemoryBytes))
+	tooLarge := fmt.Errorf("MEMORY %s is out of range: the most is %s", s, humanBytes(MaxMemoryBytes))
 	n, err := strconv.ParseInt(number, 10, 64)
 	if err != nil || n > MaxMemoryBytes/mult {
 		return 0, tooLarge
@@ -39,9 +39,9 @@ func parseMemory(s string) (int64, error) {
 	bytes := n * mult
 	switch {
 	case bytes == 0:
-		return 0, fmt.Errorf("MEMORY %s: the size is zero; the least is %s", s, humanBytes(MinMemoryBytes))
+		return 0, fmt.Errorf("MEMORY %s is out of range: the size is zero; the least is %s", s, humanBytes(MinMemoryBytes))
 	case bytes < MinMemoryBytes:
-		return 0, fmt.Errorf("MEMORY %s is too small: the least is %s", s, humanBytes(MinMemoryBytes))
+		return 0, fmt.Errorf("MEMORY %s is out of range: the least is %s", s, humanBytes(MinMemoryBytes))
 	case bytes > MaxMemoryBytes:
 		return 0, tooLarge
 	case bytes%(1<<20) != 0:
@@ -62,15 +62,15 @@ func parseCPUs(s string) (int, error) {
 	n, err := strconv.Atoi(s)
 	switch {
 	case err != nil && strings.TrimLeft(s, "-0123456789") == "" && s != "" && s != "-":
-		return 0, fmt.Errorf("CPUS %s is too large: the most is %d", s, MaxCPUs)
+		return 0, fmt.Errorf("CPUS %s is out of range: the most is %d", s, MaxCPUs)
 	case err != nil:
 		return 0, fmt.Errorf("CPUS %q: want a whole number from %d to %d", s, MinCPUs, MaxCPUs)
 	case n < 0:
-		return 0, fmt.Errorf("CPUS %s: a count cannot be negative; want %d to %d", s, MinCPUs, MaxCPUs)
+		return 0, fmt.Errorf("CPUS %s is out of range: a count cannot be negative; allowed is %d to %d", s, MinCPUs, MaxCPUs)
 	case n < MinCPUs:
-		return 0, fmt.Errorf("CPUS %s: a unikernel needs at least %d CPU", s, MinCPUs)
+		return 0, fmt.Errorf("CPUS %s is out of range: a unikernel needs at least %d CPU", s, MinCPUs)
 	case n > MaxCPUs:
-		return 0, fmt.Errorf("CPUS %s is too many: the most is %d", s, MaxCPUs)
+		return 0, fmt.Errorf("CPUS %s is out of range: the most is %d", s, MaxCPUs)
 	}
 	return n, nil
 }

@@ -236,6 +236,29 @@ WORKDIR $APP_HOME
 	{name: "USER from base kept", src: `FROM example.test/base:1
 ENV X=1
 `},
+	{name: "empty ENTRYPOINT clears the base's", src: `FROM example.test/base:1
+ENTRYPOINT []
+CMD ["/bin/app"]
+`},
+	{name: "global ARG named like a base env var", src: `ARG PORT=1
+FROM example.test/base:1 AS before
+ENV P=$PORT
+FROM example.test/base:1
+ARG PORT
+ENV P=$PORT
+EXPOSE $PORT
+`},
+	{name: "build arg for a stage ARG named like a base env var", buildArgs: map[string]string{"APP_HOME": "/given"}, src: `FROM example.test/base:1
+ENV BEFORE=$APP_HOME
+ARG APP_HOME
+ENV AFTER=$APP_HOME
+WORKDIR $APP_HOME
+`},
+	{name: "ENV keys expanded", src: `FROM example.test/base:1
+ARG NAME=DYNAMIC
+ENV ${NAME}_HOME=$APP_HOME
+LABEL ${NAME}=yes
+`},
 	{name: "COPY destination relative to a WORKDIR from base env", src: `FROM example.test/base:2
 WORKDIR $APP_HOME
 COPY a b c/
