@@ -4,9 +4,13 @@
 // BuildKit's shell lexer; this package turns that syntax tree into typed
 // instructions and computes the image settings of each stage.
 //
-// Parse is a pure function: it reads nothing but its input and touches no
-// files. Resolving what the instructions name (images, context paths, users,
-// kernels) is the engine's job.
+// Variables expand as in BuildKit's Dockerfile frontend, against each
+// stage's environment, the base image's config included: the caller gives
+// those configs through Options.BaseImage. Parse is otherwise a pure
+// function: it reads nothing but its input and touches no files. Resolving
+// what the instructions name (images, context paths, users, kernels) is
+// the engine's job. unifile/bkcompat proves the image settings equal to
+// BuildKit's for the same file.
 package unifile
 
 import (
