@@ -102,7 +102,15 @@ func Build(ctx context.Context, req Request) (*Result, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read the Unifile: %w", err)
 	}
-	u, err := unifile.Parse(bytes.NewReader(src), unifile.Options{Filename: req.Unifile, BuildArgs: req.BuildArgs})
+	u, err := unifile.Parse(bytes.NewReader(src), unifile.Options{Filename: req.Unifile, BuildArgs: req.BuildArgs,
+		// Variables expand against the base image's config, as in BuildKit.
+		BaseImage: func(ref, _ string) (*unifile.ImageConfig, error) {
+			img, err := b.pull(ctx, ref)
+			if err != nil {
+				return nil, err
+			}
+			return unifile.ConfigFromV1(img.Config), nil
+		}})
 	if err != nil {
 		return nil, err
 	}

@@ -27,11 +27,11 @@ func TestArgScoping(t *testing.T) {
 		t.Errorf("FROM expanded to %q, want alpine:1", first.Base.Ref)
 	}
 	// ARGs are not ENV: only ENV reaches the image.
-	if want := []string{"BEFORE=unset", "AFTER=1", "DERIVED=a1"}; !reflect.DeepEqual(first.Env, want) {
+	if want := []string{pathEnv, "BEFORE=unset", "AFTER=1", "DERIVED=a1"}; !reflect.DeepEqual(first.Env, want) {
 		t.Errorf("first stage Env = %q, want %q", first.Env, want)
 	}
 	// A stage sees no ARG of another stage, nor a global one it did not declare.
-	if want := []string{"SEEN=none/none/none"}; !reflect.DeepEqual(last.Env, want) {
+	if want := []string{pathEnv, "SEEN=none/none/none"}; !reflect.DeepEqual(last.Env, want) {
 		t.Errorf("last stage Env = %q, want %q", last.Env, want)
 	}
 	def := "1"
@@ -53,7 +53,7 @@ func TestBuildArgOverride(t *testing.T) {
 	if first.Base.Ref != "alpine:2" {
 		t.Errorf("FROM expanded to %q, want alpine:2", first.Base.Ref)
 	}
-	if want := []string{"BEFORE=unset", "AFTER=2", "DERIVED=b2"}; !reflect.DeepEqual(first.Env, want) {
+	if want := []string{pathEnv, "BEFORE=unset", "AFTER=2", "DERIVED=b2"}; !reflect.DeepEqual(first.Env, want) {
 		t.Errorf("Env = %q, want %q", first.Env, want)
 	}
 	// Build args not declared by an ARG are reported, in sorted order.
@@ -70,7 +70,7 @@ func TestBuildArgOverride(t *testing.T) {
 	}
 	// A build arg overrides even a default that refers to other variables.
 	u = parse(t, "FROM scratch\nARG A=x\nARG B=${A}y\nENV B=$B\nCMD [\"/a\"]\n", Options{BuildArgs: map[string]string{"B": "z"}})
-	if want := []string{"B=z"}; !reflect.DeepEqual(u.Final().Env, want) {
+	if want := []string{pathEnv, "B=z"}; !reflect.DeepEqual(u.Final().Env, want) {
 		t.Errorf("Env = %q, want %q", u.Final().Env, want)
 	}
 }
@@ -80,7 +80,7 @@ func TestArgWithoutValue(t *testing.T) {
 	if u.Final().Base.Kind != BaseScratch {
 		t.Errorf("base = %+v", u.Final().Base)
 	}
-	if want := []string{"I=unset"}; !reflect.DeepEqual(u.Final().Env, want) {
+	if want := []string{pathEnv, "I=unset"}; !reflect.DeepEqual(u.Final().Env, want) {
 		t.Errorf("Env = %q, want %q", u.Final().Env, want)
 	}
 	if v := u.Args[0].Vars[0]; v.HasValue || v.Default != nil {
@@ -91,12 +91,12 @@ func TestArgWithoutValue(t *testing.T) {
 func TestEnvAndArgOrder(t *testing.T) {
 	// ENV after ARG of the same name wins for later expansion.
 	s := final(t, "ARG X=arg\nENV X=env\nENV Y=$X")
-	if want := []string{"X=env", "Y=env"}; !reflect.DeepEqual(s.Env, want) {
+	if want := []string{pathEnv, "X=env", "Y=env"}; !reflect.DeepEqual(s.Env, want) {
 		t.Errorf("Env = %q, want %q", s.Env, want)
 	}
 	// An instruction sees the variables as they were before it.
 	s = final(t, "ENV A=1\nENV A=2 B=$A")
-	if want := []string{"A=2", "B=1"}; !reflect.DeepEqual(s.Env, want) {
+	if want := []string{pathEnv, "A=2", "B=1"}; !reflect.DeepEqual(s.Env, want) {
 		t.Errorf("Env = %q, want %q", s.Env, want)
 	}
 }
@@ -131,7 +131,7 @@ CMD ["serve"]
 		t.Errorf("test stage base = %+v", test.Base)
 	}
 	// A stage built on another inherits its WORKDIR and ENV.
-	if test.WorkingDir != "/src" || !reflect.DeepEqual(test.Env, []string{"CGO_ENABLED=0"}) {
+	if test.WorkingDir != "/src" || !reflect.DeepEqual(test.Env, []string{pathEnv, "CGO_ENABLED=0"}) {
 		t.Errorf("test stage settings = %+v", test.Settings)
 	}
 	if c := test.Instructions[0].(*Copy); c.Workdir != "/src" || c.Dest != "testdata/" {

@@ -2,7 +2,6 @@ package unifile
 
 import (
 	"encoding/json"
-	"path"
 	"slices"
 	"strconv"
 	"strings"
@@ -60,7 +59,7 @@ func (p *parseState) instruction(keyword string, n *parser.Node, loc Location) (
 		}
 		for _, kv := range pairs {
 			st.vars.set(kv.Key, kv.Value)
-			st.env.set(kv.Key, kv.Value)
+			s.Env = addEnv(s.Env, kv.Key, kv.Value)
 		}
 		return &Env{Location: loc, Vars: pairs}, nil
 	case "LABEL":
@@ -80,10 +79,9 @@ func (p *parseState) instruction(keyword string, n *parser.Node, loc Location) (
 		if err != nil {
 			return nil, err
 		}
-		if strings.HasPrefix(dir, "/") {
-			s.WorkingDir = path.Clean(dir)
-		} else {
-			s.WorkingDir = path.Join(s.WorkingDirOrRoot(), dir)
+		s.WorkingDir = normalizeWorkdir(s.WorkingDir, dir)
+		if err := checkPath("WORKDIR", s.WorkingDir); err != nil {
+			return nil, p.errorf(loc.Line, "%w", err)
 		}
 		return &Workdir{Location: loc, Path: dir, Dir: s.WorkingDir}, nil
 	case "EXPOSE":
@@ -94,7 +92,7 @@ func (p *parseState) instruction(keyword string, n *parser.Node, loc Location) (
 			return nil, err
 		}
 		if _, err := ParseUserSpec(user); err != nil {
-			return nil, p.errorf(loc.Line, "USER: %v", err)
+			return nil, p.errorf(loc.Line, "USER: %w", err)
 		}
 		s.User = user
 		return &User{Location: loc, User: user}, nil
@@ -121,6 +119,21 @@ func (p *parseState) instruction(keyword string, n *parser.Node, loc Location) (
 		return &Ignored{Location: loc, Name: keyword, Original: strings.TrimSpace(n.Original), Reason: reason}, nil
 	}
 	return nil, p.errorf(loc.Line, "unknown instruction %s", keyword)
+}
+
+// addEnv sets k in a KEY=value list as BuildKit does: every entry of that
+// key is replaced where it stands, else it is appended.
+func addEnv(env []string, k, v string) []string {
+	found := false
+	for i, kv := range env {
+		if key, _, _ := strings.Cut(kv, "="); key == k {
+			env[i], found = k+"="+v, true
+		}
+	}
+	if !found {
+		env = append(env, k+"="+v)
+	}
+	return env
 }
 
 // WorkingDirOrRoot is the directory relative paths are taken from.
@@ -190,17 +203,24 @@ func (p *parseState) expose(n *parser.Node, loc Location) (*Expose, error) {
 	for _, word := range words {
 		expanded, err := p.lex.ProcessWords(word, p.cur.vars)
 		if err != nil {
-			return nil, p.errorf(loc.Line, "EXPOSE: %v", err)
+			return nil, p.errorf(loc.Line, "EXPOSE: %w", err)
 		}
 		for _, w := range expanded {
 			more, err := parsePorts(w)
 			if err != nil {
-				return nil, p.errorf(loc.Line, "%v", err)
+				return nil, p.errorf(loc.Line, "%w", err)
 			}
 			ports = append(ports, more...)
 		}
 	}
-	s := &p.cur.stage.Settings
+	if err := p.addPorts(&p.cur.stage.Settings, ports, loc, "EXPOSE"); err != nil {
+		return nil, err
+	}
+	return &Expose{Location: loc, Ports: ports}, nil
+}
+
+// addPorts adds ports to the settings' sorted set and checks its size.
+func (p *parseState) addPorts(s *Settings, ports []spec.Port, loc Location, what string) error {
 	s.ExposedPorts = append(s.ExposedPorts, ports...)
 	slices.SortFunc(s.ExposedPorts, func(a, b spec.Port) int {
 		if c := strings.Compare(a.Protocol, b.Protocol); c != 0 {
@@ -209,7 +229,10 @@ func (p *parseState) expose(n *parser.Node, loc Location) (*Expose, error) {
 		return int(a.Port) - int(b.Port)
 	})
 	s.ExposedPorts = slices.Compact(s.ExposedPorts)
-	return &Expose{Location: loc, Ports: ports}, nil
+	if n := len(s.ExposedPorts); n > MaxExposedPorts {
+		return p.errorf(loc.Line, "%s: the stage would expose %d ports, more than the %d a unikernel may forward; expose the ports the app listens on", what, n, MaxExposedPorts)
+	}
+	return nil
 }
 
 // execForm handles ENTRYPOINT and CMD, which must be JSON: the shell form
@@ -232,14 +255,25 @@ func (p *parseState) execForm(keyword string, n *parser.Node, loc Location) (Ins
 	if keyword == "CMD" {
 		s.Cmd = args
 		p.cur.cmdSet = true
-		return &Cmd{Location: loc, Args: args}, nil
+		c := &Cmd{Location: loc, Args: args}
+		if len(s.Entrypoint) == 0 {
+			p.cur.argvAt = c
+		}
+		return c, nil
+	}
+	if len(args) > 0 {
+		if err := checkPath("ENTRYPOINT", args[0]); err != nil {
+			return nil, p.errorf(loc.Line, "%w", err)
+		}
 	}
 	s.Entrypoint = args
 	// Docker: a new ENTRYPOINT drops the CMD it inherited, not one of its own stage.
 	if !p.cur.cmdSet {
 		s.Cmd = nil
 	}
-	return &Entrypoint{Location: loc, Args: args}, nil
+	e := &Entrypoint{Location: loc, Args: args}
+	p.cur.argvAt = e
+	return e, nil
 }
 
 // unikernelKeyword handles KERNEL, MEMORY, CPUS and INCLUDE. BuildKit's
@@ -259,11 +293,22 @@ func (p *parseState) unikernelKeyword(keyword string, n *parser.Node, loc Locati
 		}
 		var paths []string
 		for _, w := range words {
+			if err := checkPath("INCLUDE", w); err != nil {
+				return nil, p.errorf(loc.Line, "%w", err)
+			}
 			clean, err := cleanAbs(w, "INCLUDE")
 			if err != nil {
-				return nil, p.errorf(loc.Line, "%v", err)
+				return nil, p.errorf(loc.Line, "%w", err)
 			}
 			paths = append(paths, clean)
+		}
+		if s.IncludeAt == nil {
+			s.IncludeAt = map[string]Location{}
+		}
+		for _, clean := range paths {
+			if _, seen := s.IncludeAt[clean]; !seen {
+				s.IncludeAt[clean] = loc
+			}
 		}
 		s.Includes = append(s.Includes, paths...)
 		slices.Sort(s.Includes)
@@ -275,19 +320,22 @@ func (p *parseState) unikernelKeyword(keyword string, n *parser.Node, loc Locati
 	}
 	switch keyword {
 	case "KERNEL":
+		if err := checkPath("KERNEL", words[0]); err != nil {
+			return nil, p.errorf(loc.Line, "%w", err)
+		}
 		s.Kernel = words[0]
 		return &Kernel{Location: loc, Ref: words[0]}, nil
 	case "MEMORY":
 		bytes, err := parseMemory(words[0])
 		if err != nil {
-			return nil, p.errorf(loc.Line, "%v", err)
+			return nil, p.errorf(loc.Line, "%w", err)
 		}
 		s.MemoryBytes = bytes
 		return &Memory{Location: loc, Bytes: bytes}, nil
 	default: // CPUS
 		count, err := parseCPUs(words[0])
 		if err != nil {
-			return nil, p.errorf(loc.Line, "%v", err)
+			return nil, p.errorf(loc.Line, "%w", err)
 		}
 		s.CPUs = count
 		return &CPUs{Location: loc, Count: count}, nil
@@ -315,7 +363,7 @@ func (p *parseState) rawWords(keyword string, n *parser.Node, loc Location) ([]s
 	}
 	words, err := p.lex.ProcessWords(rest, p.cur.vars)
 	if err != nil {
-		return nil, p.errorf(loc.Line, "%s: %v", keyword, err)
+		return nil, p.errorf(loc.Line, "%s: %w", keyword, err)
 	}
 	return words, nil
 }
@@ -340,6 +388,9 @@ func (p *parseState) copy(n *parser.Node, loc Location) (*Copy, error) {
 	if c.Dest == "" {
 		return nil, p.errorf(loc.Line, "COPY: the destination is empty")
 	}
+	if err := checkPath("COPY destination", c.Dest); err != nil {
+		return nil, p.errorf(loc.Line, "%w", err)
+	}
 	bodies := map[string]parser.Heredoc{}
 	for _, h := range n.Heredocs {
 		bodies[h.Name] = h
@@ -349,6 +400,9 @@ func (p *parseState) copy(n *parser.Node, loc Location) (*Copy, error) {
 			file, err := p.inlineFile(loc, bodies[h.Name], vars)
 			if err != nil {
 				return nil, err
+			}
+			if err := checkPath("COPY <<", file.Name); err != nil {
+				return nil, p.errorf(loc.Line, "%w", err)
 			}
 			c.Inline = append(c.Inline, file)
 			continue
@@ -362,6 +416,9 @@ func (p *parseState) copy(n *parser.Node, loc Location) (*Copy, error) {
 		}
 		if expanded == "" {
 			return nil, p.errorf(loc.Line, "COPY: a source is empty")
+		}
+		if err := checkPath("COPY source", expanded); err != nil {
+			return nil, p.errorf(loc.Line, "%w", err)
 		}
 		c.Sources = append(c.Sources, expanded)
 	}
@@ -379,7 +436,7 @@ func (p *parseState) inlineFile(loc Location, h parser.Heredoc, vars *vars) (Inl
 	if h.Expand {
 		expanded, _, err := p.rawLex.ProcessWord(content, vars)
 		if err != nil {
-			return InlineFile{}, p.errorf(loc.Line, "COPY <<%s: %v", h.Name, err)
+			return InlineFile{}, p.errorf(loc.Line, "COPY <<%s: %w", h.Name, err)
 		}
 		content = expanded
 	}
@@ -395,7 +452,7 @@ func (p *parseState) copyFlags(c *Copy, flags map[string]string, loc Location) e
 		}
 		bits, err := parseChmod(mode)
 		if err != nil {
-			return p.errorf(loc.Line, "%v", err)
+			return p.errorf(loc.Line, "%w", err)
 		}
 		c.Chmod = &bits
 	}
@@ -405,17 +462,17 @@ func (p *parseState) copyFlags(c *Copy, flags map[string]string, loc Location) e
 			return err
 		}
 		if _, err := ParseUserSpec(owner); err != nil {
-			return p.errorf(loc.Line, "COPY --chown: %v", err)
+			return p.errorf(loc.Line, "COPY --chown: %w", err)
 		}
 		c.Chown = owner
 	}
-	raw, ok := flags["from"]
+	from, ok := flags["from"]
 	if !ok {
 		return nil
 	}
-	from, err := p.expand("COPY", loc, raw, vars)
-	if err != nil {
-		return err
+	// BuildKit does not expand --from, and refuses a value that would be.
+	if literal, err := p.expand("COPY", loc, from, newVars()); err != nil || literal != from {
+		return p.errorf(loc.Line, "COPY --from=%s: variables are not expanded in --from, as in BuildKit: name a stage FROM ${VAR} AS src and copy --from=src", from)
 	}
 	return p.copyFrom(c, from, loc)
 }
@@ -442,7 +499,7 @@ func (p *parseState) copyFrom(c *Copy, from string, loc Location) error {
 		return nil
 	}
 	if _, err := name.ParseReference(from); err != nil {
-		return p.errorf(loc.Line, "COPY --from=%s: not an earlier stage or an image reference: %v", from, err)
+		return p.errorf(loc.Line, "COPY --from=%s: not an earlier stage or an image reference: %w", from, err)
 	}
 	c.From = CopyFrom{Kind: FromImage, Ref: from}
 	return nil

@@ -8,6 +8,9 @@ import (
 	"github.com/uniforge/packer-plugin-unikernel/spec"
 )
 
+// pathEnv is the PATH every stage gets when its base sets none, as in BuildKit.
+const pathEnv = "PATH=" + DefaultPath
+
 // parse parses src and fails the test on an error.
 func parse(t *testing.T, src string, opts Options) *Unifile {
 	t.Helper()
@@ -27,7 +30,7 @@ func final(t *testing.T, body string) *Stage {
 
 func TestDefaults(t *testing.T) {
 	s := parse(t, "FROM scratch\nCMD [\"/hello\"]\n", Options{}).Final()
-	want := Settings{Cmd: []string{"/hello"}, Kernel: "linux", MemoryBytes: 128 << 20, CPUs: 1}
+	want := Settings{Cmd: []string{"/hello"}, Env: []string{pathEnv}, Kernel: "linux", MemoryBytes: 128 << 20, CPUs: 1}
 	if !reflect.DeepEqual(s.Settings, want) {
 		t.Errorf("settings = %+v, want %+v", s.Settings, want)
 	}
@@ -64,7 +67,7 @@ func TestEnv(t *testing.T) {
 ENV LEGACY value with spaces
 ENV A=3 D=$A
 ENV E=${B:-x}/${NOPE:-dflt}`)
-	want := []string{"A=3", "B=two words", "C=", "LEGACY=value with spaces", "D=1", "E=two words/dflt"}
+	want := []string{pathEnv, "A=3", "B=two words", "C=", "LEGACY=value with spaces", "D=1", "E=two words/dflt"}
 	if !reflect.DeepEqual(s.Env, want) {
 		t.Errorf("Env = %q, want %q", s.Env, want)
 	}
@@ -90,7 +93,9 @@ func TestWorkdir(t *testing.T) {
 		{"WORKDIR /app", "/app"},
 		{"WORKDIR app", "/app"},
 		{"WORKDIR /a\nWORKDIR b/c\nWORKDIR ../d", "/a/b/d"},
-		{"WORKDIR /a/\nWORKDIR /x/./y/", "/x/y"},
+		// As in BuildKit, an absolute WORKDIR is kept as written.
+		{"WORKDIR /a/\nWORKDIR /x/./y/", "/x/./y/"},
+		{"WORKDIR /x/./y/\nWORKDIR z", "/x/y/z"},
 		{"ENV D=/srv\nWORKDIR $D/www", "/srv/www"},
 	}
 	for _, tt := range tests {
@@ -319,7 +324,7 @@ ENTRYPOINT ["/app"]
 
 func TestEscapeDirective(t *testing.T) {
 	u := parse(t, "# escape=`\nFROM scratch\nENV A=1 `\n    B=2\nCMD [\"/a\"]\n", Options{})
-	if want := []string{"A=1", "B=2"}; !reflect.DeepEqual(u.Final().Env, want) {
+	if want := []string{pathEnv, "A=1", "B=2"}; !reflect.DeepEqual(u.Final().Env, want) {
 		t.Errorf("Env = %q, want %q", u.Final().Env, want)
 	}
 	if u.Final().Instructions[1].Pos().Line != 5 {

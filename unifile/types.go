@@ -4,13 +4,19 @@
 // BuildKit's shell lexer; this package turns that syntax tree into typed
 // instructions and computes the image settings of each stage.
 //
-// Parse is a pure function: it reads nothing but its input and touches no
-// files. Resolving what the instructions name (images, context paths, users,
-// kernels) is the engine's job.
+// Variables expand as in BuildKit's Dockerfile frontend, against each
+// stage's environment, the base image's config included: the caller gives
+// those configs through Options.BaseImage. Parse is otherwise a pure
+// function: it reads nothing but its input and touches no files. Resolving
+// what the instructions name (images, context paths, users, kernels) is
+// the engine's job. unifile/bkcompat proves the image settings equal to
+// BuildKit's for the same file.
 package unifile
 
 import (
 	"fmt"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 
 	"github.com/uniforge/packer-plugin-unikernel/spec"
 )
@@ -25,13 +31,31 @@ const (
 	DefaultCPUs        = 1
 )
 
-// Bounds of MEMORY and CPUS.
+// Bounds of MEMORY, CPUS and EXPOSE.
 const (
 	MinMemoryBytes = 32 << 20
 	MaxMemoryBytes = 64 << 30
 	MinCPUs        = 1
 	MaxCPUs        = 64
+	// MaxExposedPorts bounds the ports of one EXPOSE range and of a stage:
+	// Docker accepts EXPOSE 1-65535, but a unikernel forwarding that many
+	// ports is never what was meant.
+	MaxExposedPorts = 1024
 )
+
+// Bounds of a path a Unifile names (Linux's NAME_MAX and PATH_MAX).
+const (
+	MaxNameBytes = 255
+	MaxPathBytes = 4096
+)
+
+// DefaultPath is the PATH BuildKit puts into every stage's environment that
+// has none (its system.DefaultPathEnv for Linux).
+const DefaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+// Platforms assumed when Options names none: the unikernel's, and the build
+// machine's.
+const DefaultTargetPlatform = "linux/amd64"
 
 // Options are the inputs of Parse besides the text itself.
 type Options struct {
@@ -39,6 +63,33 @@ type Options struct {
 	Filename string
 	// BuildArgs override ARG defaults, as `docker build --build-arg`.
 	BuildArgs map[string]string
+	// BaseImage returns the config of the image a FROM names (ref after
+	// ARG expansion; platform is FROM's --platform, expanded, or empty).
+	// A stage starts from that config, as in BuildKit: its Env is visible to
+	// ${VAR} in later instructions, its WORKDIR, USER, ENTRYPOINT, CMD,
+	// ports and labels hold unless replaced. Nil means no base config (an
+	// image base starts as empty as scratch), for pure tests; a nil config
+	// with a nil error means the same for that image.
+	BaseImage func(ref, platform string) (*ImageConfig, error)
+	// TargetPlatform and BuildPlatform ("os/arch[/variant]") give the
+	// automatic ARGs TARGETPLATFORM, TARGETOS, TARGETARCH, TARGETVARIANT and
+	// BUILDPLATFORM, BUILDOS, BUILDARCH, BUILDVARIANT. Empty means
+	// DefaultTargetPlatform and the running machine's.
+	TargetPlatform string
+	BuildPlatform  string
+}
+
+// ImageConfig is what a stage inherits from its base image's config, the
+// fields of an OCI image config of the same names.
+type ImageConfig struct {
+	Env        []string
+	WorkingDir string
+	User       string
+	Entrypoint []string
+	Cmd        []string
+	// ExposedPorts has the config's keys: "80/tcp", "53/udp", "8080".
+	ExposedPorts map[string]struct{}
+	Labels       map[string]string
 }
 
 // Error is a problem in a Unifile, located at a line.
@@ -46,13 +97,13 @@ type Error struct {
 	File string
 	Line int
 	Msg  string
-	Err  error // the cause, when there is one (Msg includes its text)
+	// Err is the cause, if there is one; Msg already includes its text.
+	Err error
 }
 
 func (e *Error) Error() string { return fmt.Sprintf("%s:%d: %s", e.File, e.Line, e.Msg) }
 
-// Unwrap returns the cause, so that errors.Is and errors.As see through
-// the location.
+// Unwrap returns the cause, so that errors.Is and errors.As see it.
 func (e *Error) Unwrap() error { return e.Err }
 
 // Warning is something accepted but ignored, or probably a mistake.
@@ -144,16 +195,19 @@ type Stage struct {
 	Settings
 }
 
-// Settings is the image configuration a stage computes, Docker's semantics.
-// A base image's own config (its ENV, for one) is not known to the parser:
-// the engine merges it.
+// Settings is the image configuration a stage computes: what BuildKit's
+// image config for the stage would be (base image config included, when
+// Options.BaseImage gives it), plus the unikernel keywords.
 type Settings struct {
 	Entrypoint []string
 	Cmd        []string
-	// Env is KEY=value in order of first definition; a later ENV of the
-	// same key replaces the value in place.
+	// Env is KEY=value in order of first definition, the base image's
+	// first; a later ENV of the same key replaces the value in place. PATH
+	// is always there (DefaultPath unless the base image or an ENV sets it).
 	Env []string
-	// WorkingDir is absolute, or empty if no WORKDIR was given.
+	// WorkingDir is absolute, or empty if neither a WORKDIR nor the base
+	// image set one. As in BuildKit, a relative WORKDIR is joined to the
+	// previous one and cleaned; an absolute one is kept as written.
 	WorkingDir string
 	// User is as written (uid[:gid] or names for the engine to resolve).
 	User         string
@@ -163,6 +217,8 @@ type Settings struct {
 	MemoryBytes  int64
 	CPUs         int
 	Includes     []string // clean absolute paths, sorted, no duplicates
+	// IncludeAt is where each path of Includes was first named.
+	IncludeAt map[string]Location
 }
 
 // Argv is the command line the unikernel runs: ENTRYPOINT then CMD.
@@ -187,4 +243,18 @@ type Instruction interface {
 	// Keyword is the upper-case instruction name, e.g. "COPY".
 	Keyword() string
 	Pos() Location
+}
+
+// ConfigFromV1 takes what a stage inherits from an image config as
+// go-containerregistry reads it.
+func ConfigFromV1(c v1.Config) *ImageConfig {
+	return &ImageConfig{
+		Env:          c.Env,
+		WorkingDir:   c.WorkingDir,
+		User:         c.User,
+		Entrypoint:   c.Entrypoint,
+		Cmd:          c.Cmd,
+		ExposedPorts: c.ExposedPorts,
+		Labels:       c.Labels,
+	}
 }

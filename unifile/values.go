@@ -19,24 +19,32 @@ var sizeUnits = map[string]int64{
 	"t": 1 << 40, "tb": 1 << 40, "tib": 1 << 40,
 }
 
-// parseMemory parses a MEMORY size and checks its bounds.
+// parseMemory parses a MEMORY size and checks its bounds. Each way of
+// being wrong gets its own message.
 func parseMemory(s string) (int64, error) {
+	if strings.HasPrefix(s, "-") {
+		return 0, fmt.Errorf("MEMORY %s is out of range: a size cannot be negative; allowed is %s to %s", s, humanBytes(MinMemoryBytes), humanBytes(MaxMemoryBytes))
+	}
 	digits := strings.TrimLeft(s, "0123456789")
 	number, unit := s[:len(s)-len(digits)], strings.ToLower(strings.TrimSpace(digits))
 	mult, ok := sizeUnits[unit]
 	if number == "" || !ok {
 		return 0, fmt.Errorf("MEMORY %q: want a whole number with an optional unit, e.g. 128M, 1G, 512MiB", s)
 	}
-	outOfRange := fmt.Errorf("MEMORY %s is out of range: allowed is %s to %s", s, humanBytes(MinMemoryBytes), humanBytes(MaxMemoryBytes))
+	tooLarge := fmt.Errorf("MEMORY %s is out of range: the most is %s", s, humanBytes(MaxMemoryBytes))
 	n, err := strconv.ParseInt(number, 10, 64)
 	if err != nil || n > MaxMemoryBytes/mult {
-		return 0, outOfRange
+		return 0, tooLarge
 	}
 	bytes := n * mult
-	if bytes < MinMemoryBytes || bytes > MaxMemoryBytes {
-		return 0, outOfRange
-	}
-	if bytes%(1<<20) != 0 {
+	switch {
+	case bytes == 0:
+		return 0, fmt.Errorf("MEMORY %s is out of range: the size is zero; the least is %s", s, humanBytes(MinMemoryBytes))
+	case bytes < MinMemoryBytes:
+		return 0, fmt.Errorf("MEMORY %s is out of range: the least is %s", s, humanBytes(MinMemoryBytes))
+	case bytes > MaxMemoryBytes:
+		return 0, tooLarge
+	case bytes%(1<<20) != 0:
 		return 0, fmt.Errorf("MEMORY %s is not a whole number of MiB", s)
 	}
 	return bytes, nil
@@ -52,8 +60,17 @@ func humanBytes(n int64) string {
 // parseCPUs parses a CPUS count and checks its bounds.
 func parseCPUs(s string) (int, error) {
 	n, err := strconv.Atoi(s)
-	if err != nil || n < MinCPUs || n > MaxCPUs {
+	switch {
+	case err != nil && strings.TrimLeft(s, "-0123456789") == "" && s != "" && s != "-":
+		return 0, fmt.Errorf("CPUS %s is out of range: the most is %d", s, MaxCPUs)
+	case err != nil:
 		return 0, fmt.Errorf("CPUS %q: want a whole number from %d to %d", s, MinCPUs, MaxCPUs)
+	case n < 0:
+		return 0, fmt.Errorf("CPUS %s is out of range: a count cannot be negative; allowed is %d to %d", s, MinCPUs, MaxCPUs)
+	case n < MinCPUs:
+		return 0, fmt.Errorf("CPUS %s is out of range: a unikernel needs at least %d CPU", s, MinCPUs)
+	case n > MaxCPUs:
+		return 0, fmt.Errorf("CPUS %s is out of range: the most is %d", s, MaxCPUs)
 	}
 	return n, nil
 }
@@ -71,15 +88,18 @@ func parsePorts(word string) ([]spec.Port, error) {
 	first, last, isRange := strings.Cut(portPart, "-")
 	lo, err := parsePort(first)
 	if err != nil {
-		return nil, fmt.Errorf("EXPOSE %s: %v", word, err)
+		return nil, fmt.Errorf("EXPOSE %s: %w", word, err)
 	}
 	hi := lo
 	if isRange {
 		if hi, err = parsePort(last); err != nil {
-			return nil, fmt.Errorf("EXPOSE %s: %v", word, err)
+			return nil, fmt.Errorf("EXPOSE %s: %w", word, err)
 		}
 		if hi < lo {
 			return nil, fmt.Errorf("EXPOSE %s: the range ends before it starts", word)
+		}
+		if n := hi - lo + 1; n > MaxExposedPorts {
+			return nil, fmt.Errorf("EXPOSE %s: a range of %d ports is more than the %d a unikernel may forward; expose the ports the app listens on", word, n, MaxExposedPorts)
 		}
 	}
 	ports := make([]spec.Port, 0, hi-lo+1)
@@ -95,6 +115,44 @@ func parsePort(s string) (int, error) {
 		return 0, fmt.Errorf("port %q must be a number from 1 to 65535", s)
 	}
 	return n, nil
+}
+
+// parseConfigPort parses a key of an image config's ExposedPorts: "80/tcp",
+// "53/udp", or "8080" (tcp).
+func parseConfigPort(key string) (spec.Port, error) {
+	num, proto, hasProto := strings.Cut(key, "/")
+	if !hasProto {
+		proto = "tcp"
+	}
+	proto = strings.ToLower(proto)
+	if proto != "tcp" && proto != "udp" {
+		return spec.Port{}, fmt.Errorf("protocol %q: a unikernel forwards tcp and udp", proto)
+	}
+	n, err := parsePort(num)
+	if err != nil {
+		return spec.Port{}, err
+	}
+	return spec.Port{Port: uint16(n), Protocol: proto}, nil
+}
+
+// checkPath refuses a path no file system of ours should see: one with a
+// control character (a NUL byte would corrupt the squashfs), a name longer
+// than MaxNameBytes or a path longer than MaxPathBytes.
+func checkPath(what, p string) error {
+	for i := 0; i < len(p); i++ {
+		if c := p[i]; c < 0x20 || c == 0x7f {
+			return fmt.Errorf("%s %q: a path cannot hold a control character (byte 0x%02x at %d)", what, p, c, i)
+		}
+	}
+	if len(p) > MaxPathBytes {
+		return fmt.Errorf("%s %.40q…: the path is %d bytes long, more than the %d allowed", what, p, len(p), MaxPathBytes)
+	}
+	for name := range strings.SplitSeq(p, "/") {
+		if len(name) > MaxNameBytes {
+			return fmt.Errorf("%s: the name %.40q… is %d bytes long, more than the %d allowed", what, name, len(name), MaxNameBytes)
+		}
+	}
+	return nil
 }
 
 // parseChmod parses COPY's --chmod: an octal mode up to 07777.
