@@ -135,7 +135,7 @@ func Cut(ctx context.Context, st FinalStage) (*Plan, error) {
 	p.Config = spec.ImageConfig{
 		Entrypoint:   argv,
 		Env:          env,
-		WorkingDir:   s.WorkingDir,
+		WorkingDir:   cleanDir(s.WorkingDir),
 		ExposedPorts: s.ExposedPorts,
 		MemoryBytes:  s.MemoryBytes,
 		CPUs:         s.CPUs,
@@ -250,6 +250,15 @@ func addRuntimeFiles(t *rootfs.Tree, workdir string) error {
 		}
 	}
 	return nil
+}
+
+// cleanDir cleans an absolute directory ("/app/" as BuildKit keeps it is
+// "/app" in config.json), and leaves "" alone.
+func cleanDir(d string) string {
+	if d == "" {
+		return ""
+	}
+	return path.Clean(d)
 }
 
 // homeDir is HOME for uid as Docker sets it: the user's home in the root's

@@ -7,11 +7,8 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"reflect"
 	"strings"
 	"testing"
-
-	v1 "github.com/google/go-containerregistry/pkg/v1"
 
 	"github.com/uniforge/packer-plugin-unikernel/rootfs"
 	"github.com/uniforge/packer-plugin-unikernel/spec"
@@ -137,35 +134,6 @@ func TestCopyRefusesEscapes(t *testing.T) {
 				t.Errorf("error %v is not located at line 2", err)
 			}
 		})
-	}
-}
-
-func TestMergeBase(t *testing.T) {
-	img := &rootfs.Image{Config: v1.Config{
-		Env:          []string{"PATH=/bin", "A=base"},
-		Entrypoint:   []string{"/base"},
-		Cmd:          []string{"base-arg"},
-		WorkingDir:   "/w",
-		User:         "app",
-		ExposedPorts: map[string]struct{}{"80/tcp": {}, "53/udp": {}},
-	}}
-	s := mergeBase(unifile.Settings{Env: []string{"A=stage", "B=1"}, Cmd: []string{"stage-arg"}}, img)
-	if want := []string{"PATH=/bin", "A=stage", "B=1"}; !reflect.DeepEqual(s.Env, want) {
-		t.Errorf("env %q, want %q", s.Env, want)
-	}
-	if want := []string{"/base", "stage-arg"}; !reflect.DeepEqual(s.Argv(), want) {
-		t.Errorf("argv %q, want %q (base ENTRYPOINT, stage CMD)", s.Argv(), want)
-	}
-	if s.WorkingDir != "/w" || s.User != "app" || len(s.ExposedPorts) != 2 {
-		t.Errorf("workdir %q user %q ports %v", s.WorkingDir, s.User, s.ExposedPorts)
-	}
-	s = mergeBase(unifile.Settings{Entrypoint: []string{"/mine"}}, img)
-	if want := []string{"/mine"}; !reflect.DeepEqual(s.Argv(), want) {
-		t.Errorf("an ENTRYPOINT of the stage must drop the base CMD: %q", s.Argv())
-	}
-	s = mergeBase(unifile.Settings{Entrypoint: []string{"/x"}}, nil)
-	if !hasEnv(s.Env, "PATH") {
-		t.Error("no default PATH for a root without one")
 	}
 }
 
