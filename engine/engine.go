@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"strconv"
 
+	"github.com/uniforge/packer-plugin-unikernel/baseimage"
 	"github.com/uniforge/packer-plugin-unikernel/image"
 	"github.com/uniforge/packer-plugin-unikernel/internal/cachedir"
 	"github.com/uniforge/packer-plugin-unikernel/kernel"
@@ -58,7 +59,7 @@ type builder struct {
 	file     string // the Unifile's name in errors
 	cacheDir string
 	context  *buildContext
-	images   map[string]*rootfs.Image
+	images   map[string]*baseimage.Image
 }
 
 // Build runs req and writes the image layout to req.OutDir.
@@ -75,7 +76,7 @@ func Build(ctx context.Context, req Request) (*Result, error) {
 	if req.Log == nil {
 		req.Log = io.Discard
 	}
-	b := &builder{req: req, file: req.Unifile, images: map[string]*rootfs.Image{}}
+	b := &builder{req: req, file: req.Unifile, images: map[string]*baseimage.Image{}}
 	var err error
 	if b.cacheDir = req.CacheDir; b.cacheDir == "" {
 		if b.cacheDir, err = cachedir.Dir(); err != nil {

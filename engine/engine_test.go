@@ -13,6 +13,7 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
+	"github.com/uniforge/packer-plugin-unikernel/baseimage"
 	"github.com/uniforge/packer-plugin-unikernel/rootfs"
 	"github.com/uniforge/packer-plugin-unikernel/spec"
 	"github.com/uniforge/packer-plugin-unikernel/unifile"
@@ -39,7 +40,7 @@ func stagesOf(t *testing.T, dir, text string) (*unifile.Unifile, *stageRoot, err
 	if err != nil {
 		t.Fatal(err)
 	}
-	b := &builder{req: Request{ContextDir: dir, HostRoot: "/", Log: io.Discard}, file: "Unifile", images: map[string]*rootfs.Image{}}
+	b := &builder{req: Request{ContextDir: dir, HostRoot: "/", Log: io.Discard}, file: "Unifile", images: map[string]*baseimage.Image{}}
 	if b.context, err = openContext(dir, filepath.Join(dir, "Unifile")); err != nil {
 		t.Fatal(err)
 	}
@@ -141,7 +142,7 @@ func TestCopyRefusesEscapes(t *testing.T) {
 }
 
 func TestMergeBase(t *testing.T) {
-	img := &rootfs.Image{Config: v1.Config{
+	img := &baseimage.Image{Config: v1.Config{
 		Env:          []string{"PATH=/bin", "A=base"},
 		Entrypoint:   []string{"/base"},
 		Cmd:          []string{"base-arg"},

@@ -8,6 +8,7 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
+	"github.com/uniforge/packer-plugin-unikernel/baseimage"
 	"github.com/uniforge/packer-plugin-unikernel/closure"
 	"github.com/uniforge/packer-plugin-unikernel/rootfs"
 	"github.com/uniforge/packer-plugin-unikernel/spec"
@@ -119,7 +120,7 @@ func addRuntimeDirs(t *rootfs.Tree, workdir string) error {
 // env comes first, its entrypoint and cmd hold unless the stage sets them
 // (an ENTRYPOINT of the stage drops the base's CMD), its workdir and user
 // hold unless replaced, its exposed ports add to the stage's.
-func mergeBase(s unifile.Settings, img *rootfs.Image) unifile.Settings {
+func mergeBase(s unifile.Settings, img *baseimage.Image) unifile.Settings {
 	if img != nil {
 		c := img.Config
 		s.Env = mergeEnv(c.Env, s.Env)

@@ -7,6 +7,7 @@ import (
 	"path"
 	"strings"
 
+	"github.com/uniforge/packer-plugin-unikernel/baseimage"
 	"github.com/uniforge/packer-plugin-unikernel/rootfs"
 	"github.com/uniforge/packer-plugin-unikernel/unifile"
 )
@@ -16,11 +17,11 @@ import (
 type stageRoot struct {
 	upper *rootfs.Tree
 	fs    rootfs.Overlay
-	image *rootfs.Image // the base image, for its config; nil for scratch and host
+	image *baseimage.Image // the base image, for its config; nil for scratch and host
 }
 
 // baseRoot returns the FS a stage starts from.
-func (b *builder) baseRoot(ctx context.Context, st *unifile.Stage, done []*stageRoot) (rootfs.FS, *rootfs.Image, error) {
+func (b *builder) baseRoot(ctx context.Context, st *unifile.Stage, done []*stageRoot) (rootfs.FS, *baseimage.Image, error) {
 	switch st.Base.Kind {
 	case unifile.BaseScratch:
 		return nil, nil, nil
@@ -39,12 +40,12 @@ func (b *builder) baseRoot(ctx context.Context, st *unifile.Stage, done []*stage
 }
 
 // pull fetches an image once per build.
-func (b *builder) pull(ctx context.Context, ref string) (*rootfs.Image, error) {
+func (b *builder) pull(ctx context.Context, ref string) (*baseimage.Image, error) {
 	if img, ok := b.images[ref]; ok {
 		return img, nil
 	}
 	b.progress("pulling %s", ref)
-	img, err := rootfs.PullImage(ctx, ref, rootfs.WithCacheDir(b.cacheDir))
+	img, err := baseimage.Pull(ctx, ref, baseimage.WithCacheDir(b.cacheDir))
 	if err != nil {
 		return nil, err
 	}
