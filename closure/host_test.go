@@ -100,7 +100,7 @@ func runInClosure(t *testing.T, fsys rootfs.FS, res *Result, argv ...string) str
 	if os.Geteuid() != 0 {
 		t.Skip("chroot needs root")
 	}
-	tree, err := res.Tree(fsys)
+	tree, err := res.Tree(t.Context(), fsys)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -131,7 +131,7 @@ func runInClosure(t *testing.T, fsys rootfs.FS, res *Result, argv ...string) str
 }
 
 func TestLsMatchesLdd(t *testing.T) {
-	res, err := Resolve(host, []string{"ls"})
+	res, err := Resolve(t.Context(), host, []string{"ls"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -142,7 +142,7 @@ func TestLsMatchesLdd(t *testing.T) {
 	if got, want := libraries(res.Paths), lddPaths(t, real.Path); !reflect.DeepEqual(got, want) {
 		t.Fatalf("libraries of %s:\n got %v\nldd %v", res.Exe, got, want)
 	}
-	again, err := Resolve(host, []string{"ls"})
+	again, err := Resolve(t.Context(), host, []string{"ls"})
 	if err != nil || !reflect.DeepEqual(again, res) {
 		t.Fatalf("a second Resolve differs: %v", err)
 	}
@@ -156,7 +156,7 @@ func TestNodeMatchesLdd(t *testing.T) {
 	if err != nil {
 		t.Skip("node not installed")
 	}
-	res, err := Resolve(host, []string{"node", "-e", "1"}, WithEnv([]string{"PATH=" + filepath.Dir(node)}))
+	res, err := Resolve(t.Context(), host, []string{"node", "-e", "1"}, WithEnv([]string{"PATH=" + filepath.Dir(node)}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -174,7 +174,7 @@ func TestPythonStdlib(t *testing.T) {
 	if len(matches) == 0 {
 		t.Skip("no /usr/bin/python3.X on this machine (tests do not install it)")
 	}
-	res, err := Resolve(host, []string{"python3"}, WithEnv([]string{"PATH=/usr/bin"}))
+	res, err := Resolve(t.Context(), host, []string{"python3"}, WithEnv([]string{"PATH=/usr/bin"}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -220,7 +220,7 @@ func TestStaticGoBinary(t *testing.T) {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
 	fsys := rootfs.HostFS{Root: root}
-	res, err := Resolve(fsys, []string{"/app"})
+	res, err := Resolve(t.Context(), fsys, []string{"/app"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -230,7 +230,7 @@ func TestStaticGoBinary(t *testing.T) {
 	// Go's net package reads /etc/hosts: kept when the root has it.
 	os.MkdirAll(filepath.Join(root, "etc"), 0o755)
 	os.WriteFile(filepath.Join(root, "etc/hosts"), []byte("127.0.0.1 localhost\n"), 0o644)
-	if res, err = Resolve(fsys, []string{"/app"}); err != nil || !reflect.DeepEqual(res.Paths, []string{"/app", "/etc/hosts"}) {
+	if res, err = Resolve(t.Context(), fsys, []string{"/app"}); err != nil || !reflect.DeepEqual(res.Paths, []string{"/app", "/etc/hosts"}) {
 		t.Fatalf("paths %v, %v", res.Paths, err)
 	}
 }
@@ -282,7 +282,7 @@ func TestOriginRpathAndSonameLinks(t *testing.T) {
 	}
 	addHostFile(t, tree, "/lib/x86_64-linux-gnu/libc.so.6", libc.HostPath)
 
-	res, err := Resolve(tree, []string{"hello"})
+	res, err := Resolve(t.Context(), tree, []string{"hello"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -293,7 +293,7 @@ func TestOriginRpathAndSonameLinks(t *testing.T) {
 	if got := append(res.Paths, res.Generated[0].Path); !reflect.DeepEqual(sorted(got), want) {
 		t.Fatalf("paths:\n got %v\nwant %v", got, want)
 	}
-	out, err := res.Tree(tree)
+	out, err := res.Tree(t.Context(), tree)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -341,7 +341,7 @@ func TestEnvScript(t *testing.T) {
 	addFile(t, top, "/app/bad.js", 0o755, []byte("#!/usr/bin/env nosuchprogram\n"))
 	fsys := overlay{top: top, base: host}
 	env := WithEnv([]string{"PATH=" + filepath.Dir(node) + ":/usr/bin"})
-	res, err := Resolve(fsys, []string{"./hello.js"}, env, WithWorkdir("/app"))
+	res, err := Resolve(t.Context(), fsys, []string{"./hello.js"}, env, WithWorkdir("/app"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -357,7 +357,7 @@ func TestEnvScript(t *testing.T) {
 	if out := runInClosure(t, fsys, res, "/app/hello.js"); strings.TrimSpace(out) != "hi from 2" {
 		t.Fatalf("the script in the closure printed %q", out)
 	}
-	_, err = Resolve(fsys, []string{"/app/bad.js"}, env)
+	_, err = Resolve(t.Context(), fsys, []string{"/app/bad.js"}, env)
 	if err == nil || !strings.Contains(err.Error(), `"nosuchprogram" not found on PATH`) || !strings.Contains(err.Error(), "/app/bad.js") {
 		t.Fatalf("error %v", err)
 	}

@@ -114,7 +114,7 @@ func Build(ctx context.Context, req Request) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	plan, err := b.finalRoot(u.Final(), final)
+	plan, err := b.finalRoot(ctx, u.Final(), final)
 	if err != nil {
 		return nil, err
 	}

@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"context"
 	"io/fs"
 	"sort"
 	"strconv"
@@ -27,7 +28,7 @@ type finalPlan struct {
 
 // finalRoot cuts the unikernel's root out of the last stage: the
 // entrypoint's closure, everything COPY put there, and the INCLUDE paths.
-func (b *builder) finalRoot(st *unifile.Stage, root *stageRoot) (*finalPlan, error) {
+func (b *builder) finalRoot(ctx context.Context, st *unifile.Stage, root *stageRoot) (*finalPlan, error) {
 	p := &finalPlan{settings: mergeBase(st.Settings, root.image), kernelLine: st.Location, memoryLine: st.Location}
 	for _, ins := range st.Instructions {
 		switch ins.(type) {
@@ -43,7 +44,7 @@ func (b *builder) finalRoot(st *unifile.Stage, root *stageRoot) (*finalPlan, err
 		return nil, b.lineErr(st.Location, "no ENTRYPOINT or CMD in the last stage or its base image: nothing to run")
 	}
 	fsys := root.view()
-	res, err := closure.Resolve(fsys, argv,
+	res, err := closure.Resolve(ctx, fsys, argv,
 		closure.WithEnv(s.Env),
 		closure.WithWorkdir(s.WorkingDirOrRoot()),
 		closure.WithExtraPaths(s.Includes...))
@@ -51,7 +52,7 @@ func (b *builder) finalRoot(st *unifile.Stage, root *stageRoot) (*finalPlan, err
 		return nil, b.lineErr(entrypointLine(st), "%v", err)
 	}
 	p.warnings = res.Warnings
-	tree, err := res.Tree(fsys)
+	tree, err := res.Tree(ctx, fsys)
 	if err != nil {
 		return nil, b.lineErr(entrypointLine(st), "%v", err)
 	}

@@ -13,11 +13,11 @@ import (
 const (
 	MaxNameLen = 255  // bytes in one path component (NAME_MAX)
 	MaxPathLen = 4095 // bytes in a path (PATH_MAX, 4096, counts the final NUL)
-	// MaxDepth bounds how many directories deep a path may go. Nothing
-	// deeper can be used in practice (4096 bytes of path hold at most
-	// 2048 levels of one-letter names), and it bounds the time and stack
-	// a walk of a hostile tree takes.
-	MaxDepth = 256
+	// MaxDepth bounds how many directories deep a path may go. A path
+	// must fit in PATH_MAX, so nothing much deeper could be used anyway
+	// (4095 bytes hold at most 2047 levels of one-letter names); the bound
+	// keeps a walk of a hostile tree short and says so clearly.
+	MaxDepth = 1024
 )
 
 // ErrInvalidPath is wrapped by every error of CheckPath and CheckLink.
