@@ -125,7 +125,6 @@ func TestCopyRefusesEscapes(t *testing.T) {
 	for name, text := range map[string]string{
 		"dotdot":         "FROM scratch\nCOPY ../outside /x\nENTRYPOINT [\"/x\"]\n",
 		"absolute link":  "FROM scratch\nCOPY abs-escape /x\nENTRYPOINT [\"/x\"]\n",
-		"link in a dir":  "FROM scratch\nCOPY in /in\nENTRYPOINT [\"/x\"]\n",
 		"missing source": "FROM scratch\nCOPY nothere /x\nENTRYPOINT [\"/x\"]\n",
 	} {
 		t.Run(name, func(t *testing.T) {

@@ -111,21 +111,22 @@ func (b *builder) copyInto(ctx context.Context, root *stageRoot, c *unifile.Copy
 func (b *builder) copySources(ctx context.Context, c *unifile.Copy, src string, done []*stageRoot) ([]source, error) {
 	switch c.From.Kind {
 	case unifile.FromStage:
-		return fsSources(done[c.From.Stage].fs, src)
+		return fsSources(ctx, done[c.From.Stage].fs, src)
 	case unifile.FromImage:
 		img, err := b.pull(ctx, c.From.Ref)
 		if err != nil {
 			return nil, err
 		}
-		return fsSources(img.Tree, src)
+		return fsSources(ctx, img.Tree, src)
 	default:
 		return b.context.sources(src)
 	}
 }
 
 // fsSources returns the path src of fsys (following a link at src itself);
-// a directory yields everything below it.
-func fsSources(fsys rootfs.FS, src string) ([]source, error) {
+// a directory yields everything below it (rootfs.WalkDir: linear in its
+// size, bounded in depth, stopped by ctx).
+func fsSources(ctx context.Context, fsys rootfs.FS, src string) ([]source, error) {
 	if fsys == nil {
 		return nil, fmt.Errorf("not found: the stage is empty")
 	}
@@ -138,25 +139,12 @@ func fsSources(fsys rootfs.FS, src string) ([]source, error) {
 		return []source{{rel: path.Base(rootfs.Clean(src)), entry: &c}}, nil
 	}
 	var out []source
-	var walk func(dir, rel string) error
-	walk = func(dir, rel string) error {
-		kids, err := fsys.ReadDir(dir)
-		if err != nil {
-			return err
-		}
-		for _, k := range kids {
-			r := path.Join(rel, path.Base(k.Path))
-			c := *k
-			out = append(out, source{rel: r, entry: &c})
-			if k.IsDir() {
-				if err := walk(k.Path, r); err != nil {
-					return err
-				}
-			}
-		}
+	err = rootfs.WalkDir(ctx, fsys, e.Path, func(k *rootfs.Entry, rel string) error {
+		c := *k
+		out = append(out, source{rel: rel, entry: &c})
 		return nil
-	}
-	return out, walk(e.Path, "")
+	})
+	return out, err
 }
 
 func isDir(fsys rootfs.FS, p string) bool {

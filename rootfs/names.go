@@ -34,12 +34,17 @@ var ErrNotDir = errors.New("not a directory")
 // NameError says which path is wrong and why. It wraps ErrInvalidPath and
 // the specific cause.
 type NameError struct {
-	Path   string // the path, as given (shortened in messages when very long)
+	Path   string // the path, as given (shortened in messages when very long); "" when the message names it already
 	Reason string
 	Err    error // ErrInvalidPath, or ErrTooDeep
 }
 
-func (e *NameError) Error() string { return fmt.Sprintf("%s: %s", Quote(e.Path), e.Reason) }
+func (e *NameError) Error() string {
+	if e.Path == "" {
+		return e.Reason
+	}
+	return fmt.Sprintf("%s: %s", Quote(e.Path), e.Reason)
+}
 func (e *NameError) Unwrap() []error {
 	if e.Err == ErrInvalidPath {
 		return []error{ErrInvalidPath}
@@ -62,7 +67,11 @@ func CheckPath(p string) error {
 		if n := i - start; n > 0 {
 			depth++
 			if n > MaxNameLen {
-				return &NameError{Path: p, Reason: fmt.Sprintf("the name %s is %d bytes long, more than %d", Quote(p[start:i]), n, MaxNameLen), Err: ErrInvalidPath}
+				reason := fmt.Sprintf("the name is %d bytes long, more than %d", n, MaxNameLen)
+				if start > 1 || i < len(p) { // say which name of the path
+					reason = fmt.Sprintf("the name %s is %d bytes long, more than %d", Quote(p[start:i]), n, MaxNameLen)
+				}
+				return &NameError{Path: p, Reason: reason, Err: ErrInvalidPath}
 			}
 			if depth > MaxDepth {
 				return &NameError{Path: p[:i], Reason: fmt.Sprintf("more than %d directory levels deep", MaxDepth), Err: ErrTooDeep}
