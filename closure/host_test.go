@@ -12,6 +12,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/uniforge/packer-plugin-unikernel/internal/testtool"
 	"github.com/uniforge/packer-plugin-unikernel/rootfs"
 )
 
@@ -21,9 +22,7 @@ var host = rootfs.HostFS{Root: "/"}
 // lists, the interpreter included.
 func lddPaths(t *testing.T, exe string) []string {
 	t.Helper()
-	if _, err := exec.LookPath("ldd"); err != nil {
-		t.Skip("ldd not installed: no oracle to compare with")
-	}
+	testtool.Need(t, "ldd") // the oracle
 	out, err := exec.Command("ldd", exe).Output()
 	if err != nil {
 		t.Fatalf("ldd %s: %v", exe, err)
@@ -98,8 +97,9 @@ func materialize(t *testing.T, tree *rootfs.Tree, dir string) {
 func runInClosure(t *testing.T, fsys rootfs.FS, res *Result, argv ...string) string {
 	t.Helper()
 	if os.Geteuid() != 0 {
-		t.Skip("chroot needs root")
+		testtool.Missing(t, "root: running the closure under chroot needs it")
 	}
+	testtool.Need(t, "chroot", "mount", "umount")
 	tree, err := res.Tree(t.Context(), fsys)
 	if err != nil {
 		t.Fatal(err)
@@ -113,7 +113,7 @@ func runInClosure(t *testing.T, fsys rootfs.FS, res *Result, argv ...string) str
 		t.Fatal(err)
 	}
 	if out, err := exec.Command("mount", "-t", "proc", "proc", procDir).CombinedOutput(); err != nil {
-		t.Skipf("cannot mount /proc for the chroot: %v %s", err, out)
+		testtool.Missing(t, "mounting /proc for the chroot: %v %s", err, out)
 	}
 	t.Cleanup(func() {
 		if out, err := exec.Command("umount", procDir).CombinedOutput(); err != nil {
@@ -152,10 +152,7 @@ func TestLsMatchesLdd(t *testing.T) {
 }
 
 func TestNodeMatchesLdd(t *testing.T) {
-	node, err := exec.LookPath("node")
-	if err != nil {
-		t.Skip("node not installed")
-	}
+	node := testtool.Need(t, "node")[0]
 	res, err := Resolve(t.Context(), host, []string{"node", "-e", "1"}, WithEnv([]string{"PATH=" + filepath.Dir(node)}))
 	if err != nil {
 		t.Fatal(err)
@@ -172,7 +169,7 @@ func TestPythonStdlib(t *testing.T) {
 	matches, _ := filepath.Glob("/usr/bin/python3.*")
 	matches = slices.DeleteFunc(matches, func(p string) bool { return !pythonName.MatchString(filepath.Base(p)) })
 	if len(matches) == 0 {
-		t.Skip("no /usr/bin/python3.X on this machine (tests do not install it)")
+		testtool.Missing(t, "/usr/bin/python3.X (apt-get install python3)")
 	}
 	res, err := Resolve(t.Context(), host, []string{"python3"}, WithEnv([]string{"PATH=/usr/bin"}))
 	if err != nil {
@@ -205,9 +202,7 @@ func TestPythonStdlib(t *testing.T) {
 func TestStaticGoBinary(t *testing.T) {
 	gobin := filepath.Join(os.Getenv("GOROOT"), "bin", "go")
 	if _, err := os.Stat(gobin); err != nil {
-		if gobin, err = exec.LookPath("go"); err != nil {
-			t.Skip("no go toolchain")
-		}
+		gobin = testtool.Need(t, "go")[0]
 	}
 	src := t.TempDir()
 	root := t.TempDir()
@@ -239,9 +234,7 @@ func TestStaticGoBinary(t *testing.T) {
 // the program, reached through a link on PATH, finds libgreet.so.1 through
 // RPATH $ORIGIN/../lib, and libgreet.so.1 is a chain of links.
 func TestOriginRpathAndSonameLinks(t *testing.T) {
-	if _, err := exec.LookPath("gcc"); err != nil {
-		t.Skip("gcc not installed")
-	}
+	testtool.Need(t, "gcc")
 	src, root := t.TempDir(), t.TempDir()
 	libdir, bindir := filepath.Join(root, "opt/app/lib"), filepath.Join(root, "opt/app/bin")
 	os.MkdirAll(libdir, 0o755)
@@ -271,14 +264,16 @@ func TestOriginRpathAndSonameLinks(t *testing.T) {
 	if err := tree.AddHostDir(root, "/"); err != nil {
 		t.Fatal(err)
 	}
+	testtool.NeedFile(t, "/lib64/ld-linux-x86-64.so.2", "libc6 (x86-64)")
+	testtool.NeedFile(t, "/lib/x86_64-linux-gnu/libc.so.6", "libc6 (x86-64)")
 	interp, _, err := rootfs.Resolve(host, "/lib64/ld-linux-x86-64.so.2")
 	if err != nil {
-		t.Skip("no x86-64 glibc on this machine")
+		t.Fatal(err)
 	}
 	addHostFile(t, tree, "/lib64/ld-linux-x86-64.so.2", interp.HostPath)
 	libc, _, err := rootfs.Resolve(host, "/lib/x86_64-linux-gnu/libc.so.6")
 	if err != nil {
-		t.Skip("no multiarch libc.so.6 on this machine")
+		t.Fatal(err)
 	}
 	addHostFile(t, tree, "/lib/x86_64-linux-gnu/libc.so.6", libc.HostPath)
 
@@ -329,13 +324,8 @@ func (o overlay) ReadDir(dir string) ([]*rootfs.Entry, error) {
 }
 
 func TestEnvScript(t *testing.T) {
-	node, err := exec.LookPath("node")
-	if err != nil {
-		t.Skip("node not installed")
-	}
-	if _, err := os.Stat("/usr/bin/env"); err != nil {
-		t.Skip("no /usr/bin/env")
-	}
+	node := testtool.Need(t, "node")[0]
+	testtool.NeedFile(t, "/usr/bin/env", "coreutils")
 	top := rootfs.NewTree()
 	addFile(t, top, "/app/hello.js", 0o755, []byte("#!/usr/bin/env node\nconsole.log('hi from ' + process.argv.length)\n"))
 	addFile(t, top, "/app/bad.js", 0o755, []byte("#!/usr/bin/env nosuchprogram\n"))
