@@ -95,12 +95,12 @@ func (b *builder) copyInto(ctx context.Context, root *stageRoot, c *unifile.Copy
 			e.Mode = e.Mode&^(fs.ModePerm|fs.ModeSetuid|fs.ModeSetgid|fs.ModeSticky) | rootfs.PermFromUnix(*c.Chmod)
 		}
 		if err := root.upper.Add(e); err != nil {
-			return b.lineErr(c.Location, "COPY to %s: %v", e.Path, err)
+			return b.lineErr(c.Location, "COPY to %s: %v", rootfs.Quote(e.Path), err)
 		}
 	}
 	if intoDir {
 		if err := root.upper.Add(rootfs.Entry{Path: dest, Mode: fs.ModeDir | 0o755, UID: uid, GID: gid}); err != nil {
-			return b.lineErr(c.Location, "COPY to %s: %v", dest, err)
+			return b.lineErr(c.Location, "COPY to %s: %v", rootfs.Quote(dest), err)
 		}
 	}
 	return nil
