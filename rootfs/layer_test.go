@@ -240,6 +240,39 @@ func FuzzCleanLayerPath(f *testing.F) {
 	})
 }
 
+// FuzzCheckPath: whatever CheckPath accepts, a Tree takes and a guest can
+// use; whatever it refuses, a Tree refuses.
+func FuzzCheckPath(f *testing.F) {
+	for _, s := range []string{"/a/b", "/a\x00b", "/" + strings.Repeat("n", 256), "/" + strings.Repeat("d/", MaxDepth+1)} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		p := Clean(s)
+		err := CheckPath(p)
+		addErr := NewTree().Add(Entry{Path: p, Mode: 0o644})
+		if p == "/" {
+			return
+		}
+		if (err == nil) != (addErr == nil) {
+			t.Fatalf("CheckPath says %v, Tree.Add says %v", err, addErr)
+		}
+		if err != nil {
+			if !errors.Is(err, ErrInvalidPath) {
+				t.Fatalf("%v does not wrap ErrInvalidPath", err)
+			}
+			return
+		}
+		if strings.IndexByte(p, 0) >= 0 || len(p) > MaxPathLen || Depth(p) > MaxDepth {
+			t.Fatalf("accepted %q", p)
+		}
+		for _, c := range strings.Split(p[1:], "/") {
+			if len(c) > MaxNameLen {
+				t.Fatalf("accepted a %d-byte name", len(c))
+			}
+		}
+	})
+}
+
 // FuzzReadLayer feeds arbitrary bytes as a layer tar: it must never panic,
 // and whatever it accepts stays inside the root.
 func FuzzReadLayer(f *testing.F) {
@@ -253,6 +286,7 @@ func FuzzReadLayer(f *testing.F) {
 			} else {
 				h.Size = 0
 			}
+			h.Format = tar.FormatPAX
 			tw.WriteHeader(h)
 			if h.Typeflag == tar.TypeReg {
 				tw.Write([]byte(e.body))
@@ -264,6 +298,9 @@ func FuzzReadLayer(f *testing.F) {
 	f.Add(seed(tarEntry{name: "a/b", body: "x"}, tarEntry{name: "a/.wh.b"}, tarEntry{name: "a/.wh..wh..opq"}))
 	f.Add(seed(tarEntry{name: "l", typ: tar.TypeSymlink, link: "../x"}, tarEntry{name: "h", typ: tar.TypeLink, link: "a/b"}))
 	f.Add(seed(tarEntry{name: "../../x", body: "x"}))
+	f.Add(seed(tarEntry{name: "a/" + strings.Repeat("n", 300), body: "x"}))
+	f.Add(seed(tarEntry{name: strings.Repeat("d/", MaxDepth+1) + "f", body: "x"}))
+	f.Add(seed(tarEntry{name: "l", typ: tar.TypeSymlink, link: strings.Repeat("t", 5000)}))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		store := &BlobStore{Dir: t.TempDir(), Limit: 1 << 20}
 		entries, err := ReadLayer(context.Background(), bytes.NewReader(data), "fuzz", store)
