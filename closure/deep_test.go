@@ -195,3 +195,26 @@ func TestCopyCancelled(t *testing.T) {
 		t.Fatalf("Resolve: got %v, want context.Canceled", err)
 	}
 }
+
+// slowFS delays each ReadDir, as a large tree on a slow disk would.
+type slowFS struct{ rootfs.FS }
+
+func (s slowFS) ReadDir(p string) ([]*rootfs.Entry, error) {
+	time.Sleep(10 * time.Millisecond)
+	return s.FS.ReadDir(p)
+}
+
+// TestCopyStopsWhenCancelled: a cancel in the middle of a long copy (1024
+// slow directories: ten seconds) stops it within a fraction of a second.
+func TestCopyStopsWhenCancelled(t *testing.T) {
+	ctx, cancel := context.WithCancel(t.Context())
+	time.AfterFunc(100*time.Millisecond, cancel)
+	start := time.Now()
+	err := Copy(ctx, rootfs.NewTree(), slowFS{endless{}}, []string{"/deep"})
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("got %v, want context.Canceled", err)
+	}
+	if d := time.Since(start); d > time.Second {
+		t.Errorf("the copy went on for %v after a cancel at 100ms", d)
+	}
+}
