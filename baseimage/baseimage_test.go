@@ -191,6 +191,7 @@ func TestPullCancelled(t *testing.T) {
 	if d := time.Since(start); d > 3*time.Second {
 		t.Errorf("the pull went on for %v", d)
 	}
+	t.Logf("cancelled pull: %v", err)
 }
 
 // slowWriter sends a response in small pieces with pauses, as a slow
