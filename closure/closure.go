@@ -9,6 +9,7 @@
 package closure
 
 import (
+	"context"
 	"fmt"
 	"path"
 	"sort"
@@ -79,8 +80,9 @@ type Result struct {
 	Warnings []string
 }
 
-// Resolve computes the closure of argv run in fsys.
-func Resolve(fsys rootfs.FS, argv []string, opts ...Option) (*Result, error) {
+// Resolve computes the closure of argv run in fsys. ctx being done stops
+// it; the error then wraps ctx's.
+func Resolve(ctx context.Context, fsys rootfs.FS, argv []string, opts ...Option) (*Result, error) {
 	if len(argv) == 0 || argv[0] == "" {
 		return nil, fmt.Errorf("closure: empty entrypoint")
 	}
@@ -88,7 +90,7 @@ func Resolve(fsys rootfs.FS, argv []string, opts ...Option) (*Result, error) {
 	for _, opt := range opts {
 		opt(&o)
 	}
-	r := &resolver{fsys: fsys, o: o, paths: map[string]bool{}, elfs: map[string]*elfInfo{}}
+	r := &resolver{ctx: ctx, fsys: fsys, o: o, paths: map[string]bool{}, elfs: map[string]*elfInfo{}}
 	res, err := r.run(argv)
 	if err != nil {
 		return nil, fmt.Errorf("closure of %s: %w", argv[0], err)
@@ -98,6 +100,7 @@ func Resolve(fsys rootfs.FS, argv []string, opts ...Option) (*Result, error) {
 
 // resolver holds the state of one Resolve call.
 type resolver struct {
+	ctx      context.Context
 	fsys     rootfs.FS
 	o        options
 	paths    map[string]bool     // the result set
@@ -153,6 +156,9 @@ func (r *resolver) abs(p string) string {
 func (r *resolver) elfAt(e *rootfs.Entry) (*elfInfo, error) {
 	if info, ok := r.elfs[e.Path]; ok {
 		return info, nil
+	}
+	if err := r.ctx.Err(); err != nil {
+		return nil, err
 	}
 	info, err := readELF(e)
 	if err != nil {

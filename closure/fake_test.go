@@ -45,7 +45,7 @@ func TestForeignMachineChoosesItsOwnDirs(t *testing.T) {
 	app := arm64(elf.ET_DYN)
 	app.needed = []string{"libfoo.so.1", "libc.so.6"}
 	tree := aarch64Root(t, app)
-	res, err := Resolve(tree, []string{"/app/prog"}, WithEnv([]string{"LD_LIBRARY_PATH=/decoy"}))
+	res, err := Resolve(t.Context(), tree, []string{"/app/prog"}, WithEnv([]string{"LD_LIBRARY_PATH=/decoy"}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -58,7 +58,7 @@ func TestForeignMachineChoosesItsOwnDirs(t *testing.T) {
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("paths:\n got %v\nwant %v", got, want)
 	}
-	out, err := res.Tree(tree)
+	out, err := res.Tree(t.Context(), tree)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -87,7 +87,7 @@ func TestMissingLibraryNamesWhoNeedsIt(t *testing.T) {
 	app := arm64(elf.ET_EXEC)
 	app.interp, app.needed, app.runpath = "/lib/ld-linux-aarch64.so.1", []string{"libbar.so"}, "/usr/lib/x"
 	addFile(t, tree, "/bin/app", 0o755, app.bytes())
-	_, err := Resolve(tree, []string{"app"})
+	_, err := Resolve(t.Context(), tree, []string{"app"})
 	if err == nil {
 		t.Fatal("no error for a missing library")
 	}
@@ -127,7 +127,7 @@ func TestSearchOrder(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			res, err := Resolve(build(c.rpath, c.runpath), []string{"/app"}, WithEnv(c.env))
+			res, err := Resolve(t.Context(), build(c.rpath, c.runpath), []string{"/app"}, WithEnv(c.env))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -146,7 +146,7 @@ func TestDynamicStringTokens(t *testing.T) {
 	app := arm64(elf.ET_DYN)
 	app.interp, app.needed, app.runpath = "/lib/ld-linux-aarch64.so.1", []string{"libtok.so"}, "/opt/${LIB}/$PLATFORM"
 	addFile(t, tree, "/app", 0o755, app.bytes())
-	res, err := Resolve(tree, []string{"/app"})
+	res, err := Resolve(t.Context(), tree, []string{"/app"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -161,7 +161,7 @@ func TestStaticNeedsNothing(t *testing.T) {
 	app.static = true
 	addFile(t, tree, "/sbin/app", 0o755, app.bytes())
 	addFile(t, tree, "/etc/hosts", 0o644, []byte("127.0.0.1 localhost\n"))
-	res, err := Resolve(tree, []string{"app"})
+	res, err := Resolve(t.Context(), tree, []string{"app"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -171,7 +171,7 @@ func TestStaticNeedsNothing(t *testing.T) {
 }
 
 func TestEntrypointNotOnPath(t *testing.T) {
-	_, err := Resolve(rootfs.NewTree(), []string{"node"}, WithEnv([]string{"PATH=/usr/bin:/bin"}))
+	_, err := Resolve(t.Context(), rootfs.NewTree(), []string{"node"}, WithEnv([]string{"PATH=/usr/bin:/bin"}))
 	if err == nil || !strings.Contains(err.Error(), `entrypoint "node" not found on PATH /usr/bin:/bin`) {
 		t.Fatalf("error %v", err)
 	}
@@ -192,7 +192,7 @@ func TestLibcFiles(t *testing.T) {
 	addLink(t, tree, "/etc/ssl/certs/dangling.pem", "/nowhere")
 	addFile(t, tree, "/lib/aarch64-linux-gnu/libnss_dns.so.2", 0o644, lib(arm64(elf.ET_DYN), "libnss_dns.so.2", "libc.so.6"))
 	addFile(t, tree, "/lib/aarch64-linux-gnu/libnss_files.so.2", 0o644, lib(arm64(elf.ET_DYN), "libnss_files.so.2", "libgone.so"))
-	res, err := Resolve(tree, []string{"/app/prog"}, WithEnv([]string{"TZ=Europe/Berlin"}))
+	res, err := Resolve(t.Context(), tree, []string{"/app/prog"}, WithEnv([]string{"TZ=Europe/Berlin"}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -207,7 +207,7 @@ func TestLibcFiles(t *testing.T) {
 	if len(res.Generated) != 0 {
 		t.Errorf("generated %v though the root has nsswitch.conf", res.Generated)
 	}
-	out, err := res.Tree(tree)
+	out, err := res.Tree(t.Context(), tree)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -232,7 +232,7 @@ func TestRpathOfLoadersUnlessRunpath(t *testing.T) {
 	app.needed = []string{"libmid.so"}
 	addFile(t, tree, "/app", 0o755, app.bytes())
 	// libmid.so has no search path of its own: the executable's RPATH finds libdeep.so.
-	res, err := Resolve(tree, []string{"/app"})
+	res, err := Resolve(t.Context(), tree, []string{"/app"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -242,7 +242,7 @@ func TestRpathOfLoadersUnlessRunpath(t *testing.T) {
 	// libmid2.so has a RUNPATH: the executable's RPATH no longer applies to it.
 	app.needed = []string{"libmid2.so"}
 	addFile(t, tree, "/app", 0o755, app.bytes())
-	_, err = Resolve(tree, []string{"/app"})
+	_, err = Resolve(t.Context(), tree, []string{"/app"})
 	if err == nil || !strings.Contains(err.Error(), "libdeep2.so, needed by /rp/libmid2.so, not found in [/elsewhere ") {
 		t.Fatalf("error %v", err)
 	}

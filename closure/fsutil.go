@@ -29,7 +29,7 @@ func stat(fsys rootfs.FS, p string) (*rootfs.Entry, error) {
 // isNotExist is true for the errors Resolve gives for a missing path or a
 // path through a non-directory: both mean "there is nothing there".
 func isNotExist(err error) bool {
-	return errors.Is(err, fs.ErrNotExist) || strings.Contains(err.Error(), "is not a directory")
+	return errors.Is(err, fs.ErrNotExist) || errors.Is(err, rootfs.ErrNotDir)
 }
 
 // exists reports whether p resolves to something in fsys.

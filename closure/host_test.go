@@ -12,6 +12,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/uniforge/packer-plugin-unikernel/internal/testtool"
 	"github.com/uniforge/packer-plugin-unikernel/rootfs"
 )
 
@@ -21,9 +22,7 @@ var host = rootfs.HostFS{Root: "/"}
 // lists, the interpreter included.
 func lddPaths(t *testing.T, exe string) []string {
 	t.Helper()
-	if _, err := exec.LookPath("ldd"); err != nil {
-		t.Skip("ldd not installed: no oracle to compare with")
-	}
+	testtool.Need(t, "ldd") // the oracle
 	out, err := exec.Command("ldd", exe).Output()
 	if err != nil {
 		t.Fatalf("ldd %s: %v", exe, err)
@@ -98,9 +97,10 @@ func materialize(t *testing.T, tree *rootfs.Tree, dir string) {
 func runInClosure(t *testing.T, fsys rootfs.FS, res *Result, argv ...string) string {
 	t.Helper()
 	if os.Geteuid() != 0 {
-		t.Skip("chroot needs root")
+		testtool.Missing(t, "root: running the closure under chroot needs it")
 	}
-	tree, err := res.Tree(fsys)
+	testtool.Need(t, "chroot", "mount", "umount")
+	tree, err := res.Tree(t.Context(), fsys)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -113,7 +113,7 @@ func runInClosure(t *testing.T, fsys rootfs.FS, res *Result, argv ...string) str
 		t.Fatal(err)
 	}
 	if out, err := exec.Command("mount", "-t", "proc", "proc", procDir).CombinedOutput(); err != nil {
-		t.Skipf("cannot mount /proc for the chroot: %v %s", err, out)
+		testtool.Missing(t, "mounting /proc for the chroot: %v %s", err, out)
 	}
 	t.Cleanup(func() {
 		if out, err := exec.Command("umount", procDir).CombinedOutput(); err != nil {
@@ -131,7 +131,7 @@ func runInClosure(t *testing.T, fsys rootfs.FS, res *Result, argv ...string) str
 }
 
 func TestLsMatchesLdd(t *testing.T) {
-	res, err := Resolve(host, []string{"ls"})
+	res, err := Resolve(t.Context(), host, []string{"ls"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -142,7 +142,7 @@ func TestLsMatchesLdd(t *testing.T) {
 	if got, want := libraries(res.Paths), lddPaths(t, real.Path); !reflect.DeepEqual(got, want) {
 		t.Fatalf("libraries of %s:\n got %v\nldd %v", res.Exe, got, want)
 	}
-	again, err := Resolve(host, []string{"ls"})
+	again, err := Resolve(t.Context(), host, []string{"ls"})
 	if err != nil || !reflect.DeepEqual(again, res) {
 		t.Fatalf("a second Resolve differs: %v", err)
 	}
@@ -152,11 +152,8 @@ func TestLsMatchesLdd(t *testing.T) {
 }
 
 func TestNodeMatchesLdd(t *testing.T) {
-	node, err := exec.LookPath("node")
-	if err != nil {
-		t.Skip("node not installed")
-	}
-	res, err := Resolve(host, []string{"node", "-e", "1"}, WithEnv([]string{"PATH=" + filepath.Dir(node)}))
+	node := testtool.Need(t, "node")[0]
+	res, err := Resolve(t.Context(), host, []string{"node", "-e", "1"}, WithEnv([]string{"PATH=" + filepath.Dir(node)}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -172,9 +169,9 @@ func TestPythonStdlib(t *testing.T) {
 	matches, _ := filepath.Glob("/usr/bin/python3.*")
 	matches = slices.DeleteFunc(matches, func(p string) bool { return !pythonName.MatchString(filepath.Base(p)) })
 	if len(matches) == 0 {
-		t.Skip("no /usr/bin/python3.X on this machine (tests do not install it)")
+		testtool.Missing(t, "/usr/bin/python3.X (apt-get install python3)")
 	}
-	res, err := Resolve(host, []string{"python3"}, WithEnv([]string{"PATH=/usr/bin"}))
+	res, err := Resolve(t.Context(), host, []string{"python3"}, WithEnv([]string{"PATH=/usr/bin"}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -205,9 +202,7 @@ func TestPythonStdlib(t *testing.T) {
 func TestStaticGoBinary(t *testing.T) {
 	gobin := filepath.Join(os.Getenv("GOROOT"), "bin", "go")
 	if _, err := os.Stat(gobin); err != nil {
-		if gobin, err = exec.LookPath("go"); err != nil {
-			t.Skip("no go toolchain")
-		}
+		gobin = testtool.Need(t, "go")[0]
 	}
 	src := t.TempDir()
 	root := t.TempDir()
@@ -220,7 +215,7 @@ func TestStaticGoBinary(t *testing.T) {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
 	fsys := rootfs.HostFS{Root: root}
-	res, err := Resolve(fsys, []string{"/app"})
+	res, err := Resolve(t.Context(), fsys, []string{"/app"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -230,7 +225,7 @@ func TestStaticGoBinary(t *testing.T) {
 	// Go's net package reads /etc/hosts: kept when the root has it.
 	os.MkdirAll(filepath.Join(root, "etc"), 0o755)
 	os.WriteFile(filepath.Join(root, "etc/hosts"), []byte("127.0.0.1 localhost\n"), 0o644)
-	if res, err = Resolve(fsys, []string{"/app"}); err != nil || !reflect.DeepEqual(res.Paths, []string{"/app", "/etc/hosts"}) {
+	if res, err = Resolve(t.Context(), fsys, []string{"/app"}); err != nil || !reflect.DeepEqual(res.Paths, []string{"/app", "/etc/hosts"}) {
 		t.Fatalf("paths %v, %v", res.Paths, err)
 	}
 }
@@ -239,9 +234,7 @@ func TestStaticGoBinary(t *testing.T) {
 // the program, reached through a link on PATH, finds libgreet.so.1 through
 // RPATH $ORIGIN/../lib, and libgreet.so.1 is a chain of links.
 func TestOriginRpathAndSonameLinks(t *testing.T) {
-	if _, err := exec.LookPath("gcc"); err != nil {
-		t.Skip("gcc not installed")
-	}
+	testtool.Need(t, "gcc")
 	src, root := t.TempDir(), t.TempDir()
 	libdir, bindir := filepath.Join(root, "opt/app/lib"), filepath.Join(root, "opt/app/bin")
 	os.MkdirAll(libdir, 0o755)
@@ -271,18 +264,20 @@ func TestOriginRpathAndSonameLinks(t *testing.T) {
 	if err := tree.AddHostDir(root, "/"); err != nil {
 		t.Fatal(err)
 	}
+	testtool.NeedFile(t, "/lib64/ld-linux-x86-64.so.2", "libc6 (x86-64)")
+	testtool.NeedFile(t, "/lib/x86_64-linux-gnu/libc.so.6", "libc6 (x86-64)")
 	interp, _, err := rootfs.Resolve(host, "/lib64/ld-linux-x86-64.so.2")
 	if err != nil {
-		t.Skip("no x86-64 glibc on this machine")
+		t.Fatal(err)
 	}
 	addHostFile(t, tree, "/lib64/ld-linux-x86-64.so.2", interp.HostPath)
 	libc, _, err := rootfs.Resolve(host, "/lib/x86_64-linux-gnu/libc.so.6")
 	if err != nil {
-		t.Skip("no multiarch libc.so.6 on this machine")
+		t.Fatal(err)
 	}
 	addHostFile(t, tree, "/lib/x86_64-linux-gnu/libc.so.6", libc.HostPath)
 
-	res, err := Resolve(tree, []string{"hello"})
+	res, err := Resolve(t.Context(), tree, []string{"hello"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -293,7 +288,7 @@ func TestOriginRpathAndSonameLinks(t *testing.T) {
 	if got := append(res.Paths, res.Generated[0].Path); !reflect.DeepEqual(sorted(got), want) {
 		t.Fatalf("paths:\n got %v\nwant %v", got, want)
 	}
-	out, err := res.Tree(tree)
+	out, err := res.Tree(t.Context(), tree)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -329,19 +324,14 @@ func (o overlay) ReadDir(dir string) ([]*rootfs.Entry, error) {
 }
 
 func TestEnvScript(t *testing.T) {
-	node, err := exec.LookPath("node")
-	if err != nil {
-		t.Skip("node not installed")
-	}
-	if _, err := os.Stat("/usr/bin/env"); err != nil {
-		t.Skip("no /usr/bin/env")
-	}
+	node := testtool.Need(t, "node")[0]
+	testtool.NeedFile(t, "/usr/bin/env", "coreutils")
 	top := rootfs.NewTree()
 	addFile(t, top, "/app/hello.js", 0o755, []byte("#!/usr/bin/env node\nconsole.log('hi from ' + process.argv.length)\n"))
 	addFile(t, top, "/app/bad.js", 0o755, []byte("#!/usr/bin/env nosuchprogram\n"))
 	fsys := overlay{top: top, base: host}
 	env := WithEnv([]string{"PATH=" + filepath.Dir(node) + ":/usr/bin"})
-	res, err := Resolve(fsys, []string{"./hello.js"}, env, WithWorkdir("/app"))
+	res, err := Resolve(t.Context(), fsys, []string{"./hello.js"}, env, WithWorkdir("/app"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -357,7 +347,7 @@ func TestEnvScript(t *testing.T) {
 	if out := runInClosure(t, fsys, res, "/app/hello.js"); strings.TrimSpace(out) != "hi from 2" {
 		t.Fatalf("the script in the closure printed %q", out)
 	}
-	_, err = Resolve(fsys, []string{"/app/bad.js"}, env)
+	_, err = Resolve(t.Context(), fsys, []string{"/app/bad.js"}, env)
 	if err == nil || !strings.Contains(err.Error(), `"nosuchprogram" not found on PATH`) || !strings.Contains(err.Error(), "/app/bad.js") {
 		t.Fatalf("error %v", err)
 	}

@@ -1,6 +1,7 @@
 package closure
 
 import (
+	"context"
 	"path"
 
 	"github.com/uniforge/packer-plugin-unikernel/rootfs"
@@ -19,4 +20,4 @@ func (nodeRuntime) Match(prog *Program) bool {
 	return base == "node" || base == "nodejs"
 }
 
-func (nodeRuntime) Needs(rootfs.FS, *Program) ([]string, error) { return nil, nil }
+func (nodeRuntime) Needs(context.Context, rootfs.FS, *Program) ([]string, error) { return nil, nil }

@@ -1,7 +1,9 @@
 package closure
 
 import (
+	"context"
 	"fmt"
+	"io/fs"
 	"path"
 	"regexp"
 	"strings"
@@ -43,7 +45,7 @@ func (pythonRuntime) Name() string { return "python" }
 
 func (pythonRuntime) Match(prog *Program) bool { return pythonName.MatchString(path.Base(prog.Real)) }
 
-func (pythonRuntime) Needs(fsys rootfs.FS, prog *Program) ([]string, error) {
+func (pythonRuntime) Needs(ctx context.Context, fsys rootfs.FS, prog *Program) ([]string, error) {
 	prefix := path.Dir(path.Dir(prog.Real))
 	version, err := pythonVersion(fsys, prefix, path.Base(prog.Real))
 	if err != nil {
@@ -60,7 +62,7 @@ func (pythonRuntime) Needs(fsys rootfs.FS, prog *Program) ([]string, error) {
 		return nil, fmt.Errorf("%s: no standard library (os.py) in %s/lib/%s or %s/lib64/%s", prog.Real, prefix, version, prefix, version)
 	}
 	var out []string
-	if err := walkFiles(fsys, stdlib, func(rel string) bool {
+	if err := walkFiles(ctx, fsys, stdlib, func(rel string) bool {
 		top, _, _ := strings.Cut(rel, "/")
 		if pythonSkipTop(top) || strings.Contains("/"+rel+"/", "/__pycache__/") {
 			return false
@@ -84,7 +86,7 @@ func (pythonRuntime) Needs(fsys rootfs.FS, prog *Program) ([]string, error) {
 		if strings.HasPrefix(d+"/", stdlib+"/") || !isDir(fsys, d) {
 			continue
 		}
-		if err := walkFiles(fsys, d, func(rel string) bool {
+		if err := walkFiles(ctx, fsys, d, func(rel string) bool {
 			return !strings.Contains("/"+rel+"/", "/__pycache__/")
 		}, &out); err != nil {
 			return nil, err
@@ -121,35 +123,24 @@ func pythonVersion(fsys rootfs.FS, prefix, name string) (string, error) {
 // walkFiles appends to out the non-directories below dir (links as they
 // are, to be copied with their targets) for which keep(relative path)
 // holds; a directory whose relative path keep rejects is not entered.
-func walkFiles(fsys rootfs.FS, dir string, keep func(rel string) bool, out *[]string) error {
+func walkFiles(ctx context.Context, fsys rootfs.FS, dir string, keep func(rel string) bool, out *[]string) error {
 	d, err := stat(fsys, dir)
 	if err != nil {
 		return err
 	}
 	if d == nil || !d.IsDir() {
-		return fmt.Errorf("%s: not a directory", dir)
+		return fmt.Errorf("%s: %w", dir, rootfs.ErrNotDir)
 	}
-	var walk func(real, shown, rel string) error
-	walk = func(real, shown, rel string) error {
-		ents, err := fsys.ReadDir(real)
-		if err != nil {
-			return fmt.Errorf("%s: %w", shown, err)
-		}
-		for _, e := range ents {
-			name := path.Base(e.Path)
-			childRel := strings.TrimPrefix(rel+"/"+name, "/")
-			if !keep(childRel) {
-				continue
-			}
+	shown := rootfs.Clean(dir)
+	return rootfs.WalkDir(ctx, fsys, d.Path, func(e *rootfs.Entry, rel string) error {
+		switch {
+		case !keep(rel):
 			if e.IsDir() {
-				if err := walk(e.Path, path.Join(shown, name), childRel); err != nil {
-					return err
-				}
-				continue
+				return fs.SkipDir
 			}
-			*out = append(*out, path.Join(shown, name))
+		case !e.IsDir():
+			*out = append(*out, path.Join(shown, rel))
 		}
 		return nil
-	}
-	return walk(d.Path, rootfs.Clean(dir), "")
+	})
 }

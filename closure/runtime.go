@@ -1,6 +1,7 @@
 package closure
 
 import (
+	"context"
 	"fmt"
 	"path"
 	"regexp"
@@ -19,8 +20,8 @@ type Runtime interface {
 	// Needs lists the paths prog needs: files, or directories kept whole.
 	// Shared objects among them (named *.so or *.so.*) are loaded as
 	// dlopen would load them, and left out with a warning when their own
-	// libraries are missing.
-	Needs(fsys rootfs.FS, prog *Program) ([]string, error)
+	// libraries are missing. ctx being done should stop a long search.
+	Needs(ctx context.Context, fsys rootfs.FS, prog *Program) ([]string, error)
 }
 
 // DefaultRuntimes is the table of runtimes Resolve consults, in order; all
@@ -35,7 +36,7 @@ func (r *resolver) applyRuntimes(prog *Program) error {
 		if !rt.Match(prog) {
 			continue
 		}
-		needs, err := rt.Needs(r.fsys, prog)
+		needs, err := rt.Needs(r.ctx, r.fsys, prog)
 		if err != nil {
 			return fmt.Errorf("%s runtime: %w", rt.Name(), err)
 		}

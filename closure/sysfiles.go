@@ -130,7 +130,7 @@ func (r *resolver) gconv(p *process) error {
 			continue
 		}
 		var files []string
-		if err := walkFiles(r.fsys, d, func(string) bool { return true }, &files); err != nil {
+		if err := walkFiles(r.ctx, r.fsys, d, func(string) bool { return true }, &files); err != nil {
 			return err
 		}
 		for _, f := range files {

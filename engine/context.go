@@ -80,12 +80,21 @@ type source struct {
 	entry *rootfs.Entry
 }
 
-// contextSources expands one COPY source of the context: a path or a glob,
-// never leading outside the context. A directory yields its contents.
+// sources expands one COPY source of the context: a path or a glob, never
+// leading outside the context. A directory yields its contents. As in
+// BuildKit, a source that is a symlink is followed (inside the context
+// only), and links inside a copied directory are copied as links.
 func (c *buildContext) sources(src string) ([]source, error) {
 	rel := path.Clean(strings.TrimPrefix(filepath.ToSlash(src), "/"))
 	if rel == ".." || strings.HasPrefix(rel, "../") {
-		return nil, fmt.Errorf("%s is outside the build context %s", src, c.dir)
+		return nil, fmt.Errorf("%s is outside the build context %s: %w", src, c.dir, rootfs.ErrEscape)
+	}
+	if err := rootfs.CheckPath("/" + rel); err != nil {
+		var ne *rootfs.NameError
+		if errors.As(err, &ne) {
+			ne.Path = "" // the COPY line names the source already
+		}
+		return nil, err
 	}
 	var matches []string
 	if strings.ContainsAny(rel, "*?[") {
@@ -97,6 +106,11 @@ func (c *buildContext) sources(src string) ([]source, error) {
 			r = filepath.ToSlash(r)
 			if ok, _ := path.Match(rel, r); ok && !c.ignored(r) {
 				matches = append(matches, r)
+			}
+			// A pattern matches paths of as many components as it has:
+			// nothing deeper needs reading.
+			if d.IsDir() && r != "." && strings.Count(r, "/") >= strings.Count(rel, "/") {
+				return filepath.SkipDir
 			}
 			return nil
 		})
@@ -124,16 +138,21 @@ func (c *buildContext) sources(src string) ([]source, error) {
 }
 
 // expand returns the context path rel, following a symlink at rel itself
-// (never out of the context), and for a directory everything below it that
-// .dockerignore keeps, with rel relative to that directory.
+// (never out of the context, never to a file .dockerignore excludes), and
+// for a directory everything below it that .dockerignore keeps, with rel
+// relative to that directory. Links below it are kept as links, whatever
+// they point at: the guest resolves them inside its own root.
 func (c *buildContext) expand(rel string) ([]source, error) {
 	host := filepath.Join(c.dir, filepath.FromSlash(rel))
 	real, err := filepath.EvalSymlinks(host)
 	if err != nil {
-		return nil, fmt.Errorf("not found in the build context %s", c.dir)
+		return nil, fmt.Errorf("not found in the build context %s: %w", c.dir, err)
 	}
 	if real != c.dir && !strings.HasPrefix(real, c.dir+string(filepath.Separator)) {
-		return nil, fmt.Errorf("leads outside the build context %s (to %s)", c.dir, real)
+		return nil, fmt.Errorf("leads outside the build context %s (to %s): %w", c.dir, real, rootfs.ErrEscape)
+	}
+	if realRel, _ := filepath.Rel(c.dir, real); c.ignored(filepath.ToSlash(realRel)) {
+		return nil, fmt.Errorf("leads to %s, which .dockerignore excludes", filepath.ToSlash(realRel))
 	}
 	fi, err := os.Stat(real)
 	if err != nil {
@@ -162,6 +181,9 @@ func (c *buildContext) expand(rel string) ([]source, error) {
 			}
 			return nil
 		}
+		if err := rootfs.CheckPath("/" + filepath.ToSlash(ctxRel)); err != nil {
+			return fmt.Errorf("in the build context: %w", err)
+		}
 		fi, err := d.Info()
 		if err != nil {
 			return err
@@ -170,11 +192,7 @@ func (c *buildContext) expand(rel string) ([]source, error) {
 		if err != nil {
 			return err
 		}
-		if e.IsSymlink() {
-			if err := checkContextLink(c.dir, p, e.Link); err != nil {
-				return err
-			}
-		} else if !e.IsDir() && !e.IsRegular() {
+		if !e.IsDir() && !e.IsRegular() && !e.IsSymlink() {
 			return fmt.Errorf("%s: unsupported file type %s", ctxRel, fi.Mode().Type())
 		}
 		out = append(out, source{rel: filepath.ToSlash(under), entry: e})
@@ -182,19 +200,4 @@ func (c *buildContext) expand(rel string) ([]source, error) {
 	})
 	sort.Slice(out, func(i, j int) bool { return out[i].rel < out[j].rel })
 	return out, err
-}
-
-// checkContextLink refuses a symlink inside a copied directory whose
-// relative target climbs out of the context: in the guest it would point at
-// whatever the image holds there, which is never what the author meant.
-func checkContextLink(ctxDir, linkHost, target string) error {
-	if filepath.IsAbs(target) {
-		return nil
-	}
-	dest := filepath.Clean(filepath.Join(filepath.Dir(linkHost), target))
-	if dest != ctxDir && !strings.HasPrefix(dest, ctxDir+string(filepath.Separator)) {
-		rel, _ := filepath.Rel(ctxDir, linkHost)
-		return fmt.Errorf("symlink %s -> %s leads outside the build context", rel, target)
-	}
-	return nil
 }

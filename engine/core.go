@@ -102,14 +102,14 @@ func Cut(ctx context.Context, st FinalStage) (*Plan, error) {
 			return nil, stepErr(StepInclude, inc, fmt.Errorf("INCLUDE %s: %w", inc, err))
 		}
 	}
-	res, err := closure.Resolve(fsys, argv,
+	res, err := closure.Resolve(ctx, fsys, argv,
 		closure.WithEnv(s.Env),
 		closure.WithWorkdir(s.WorkingDirOrRoot()),
 		closure.WithExtraPaths(s.Includes...))
 	if err != nil {
 		return nil, stepErr(StepEntrypoint, "", err)
 	}
-	tree, err := res.Tree(fsys)
+	tree, err := res.Tree(ctx, fsys)
 	if err != nil {
 		return nil, stepErr(StepEntrypoint, "", err)
 	}

@@ -17,6 +17,7 @@ import (
 	"path/filepath"
 	"strconv"
 
+	"github.com/uniforge/packer-plugin-unikernel/baseimage"
 	"github.com/uniforge/packer-plugin-unikernel/image"
 	"github.com/uniforge/packer-plugin-unikernel/internal/cachedir"
 	"github.com/uniforge/packer-plugin-unikernel/kernel"
@@ -50,6 +51,9 @@ type Request struct {
 	// KernelOptions pass through to kernel.Resolve after the cache
 	// directory (a registry fetcher, no distro import, a progress writer).
 	KernelOptions []kernel.Option
+	// PullOptions pass through to baseimage.Pull after the cache
+	// directory (a keychain, a platform, transport options).
+	PullOptions []baseimage.Option
 }
 
 // Result describes a finished build.
@@ -63,7 +67,7 @@ type builder struct {
 	file     string // the Unifile's name in errors
 	cacheDir string
 	context  *buildContext
-	images   map[string]*rootfs.Image
+	images   map[string]*baseimage.Image
 }
 
 // Build runs req and writes the image layout to req.OutDir.
@@ -80,7 +84,7 @@ func Build(ctx context.Context, req Request) (*Result, error) {
 	if req.Log == nil {
 		req.Log = io.Discard
 	}
-	b := &builder{req: req, file: req.Unifile, images: map[string]*rootfs.Image{}}
+	b := &builder{req: req, file: req.Unifile, images: map[string]*baseimage.Image{}}
 	var err error
 	if b.cacheDir = req.CacheDir; b.cacheDir == "" {
 		if b.cacheDir, err = cachedir.Dir(); err != nil {

@@ -7,6 +7,7 @@ import (
 	"path"
 	"strings"
 
+	"github.com/uniforge/packer-plugin-unikernel/baseimage"
 	"github.com/uniforge/packer-plugin-unikernel/rootfs"
 	"github.com/uniforge/packer-plugin-unikernel/unifile"
 )
@@ -16,13 +17,13 @@ import (
 type stageRoot struct {
 	upper *rootfs.Tree
 	fs    rootfs.Overlay
-	image *rootfs.Image // the base image, for its config; nil for scratch and host
+	image *baseimage.Image // the base image; nil for scratch and host
 	// lines says which COPY wrote each path of upper, for errors about it.
 	lines map[string]unifile.Location
 }
 
 // baseRoot returns the FS a stage starts from.
-func (b *builder) baseRoot(ctx context.Context, st *unifile.Stage, done []*stageRoot) (rootfs.FS, *rootfs.Image, error) {
+func (b *builder) baseRoot(ctx context.Context, st *unifile.Stage, done []*stageRoot) (rootfs.FS, *baseimage.Image, error) {
 	switch st.Base.Kind {
 	case unifile.BaseScratch:
 		return nil, nil, nil
@@ -41,12 +42,12 @@ func (b *builder) baseRoot(ctx context.Context, st *unifile.Stage, done []*stage
 }
 
 // pull fetches an image once per build.
-func (b *builder) pull(ctx context.Context, ref string) (*rootfs.Image, error) {
+func (b *builder) pull(ctx context.Context, ref string) (*baseimage.Image, error) {
 	if img, ok := b.images[ref]; ok {
 		return img, nil
 	}
 	b.progress("pulling %s", ref)
-	img, err := rootfs.PullImage(ctx, ref, rootfs.WithCacheDir(b.cacheDir))
+	img, err := baseimage.Pull(ctx, ref, append([]baseimage.Option{baseimage.WithCacheDir(b.cacheDir)}, b.req.PullOptions...)...)
 	if err != nil {
 		return nil, err
 	}
@@ -96,13 +97,13 @@ func (b *builder) copyInto(ctx context.Context, root *stageRoot, c *unifile.Copy
 			e.Mode = e.Mode&^(fs.ModePerm|fs.ModeSetuid|fs.ModeSetgid|fs.ModeSticky) | rootfs.PermFromUnix(*c.Chmod)
 		}
 		if err := root.upper.Add(e); err != nil {
-			return b.lineErrf(c.Location, "COPY to %s: %w", e.Path, err)
+			return b.lineErrf(c.Location, "COPY to %s: %w", rootfs.Quote(e.Path), err)
 		}
 		root.lines[e.Path] = c.Location
 	}
 	if intoDir {
 		if err := root.upper.Add(rootfs.Entry{Path: dest, Mode: fs.ModeDir | 0o755, UID: uid, GID: gid}); err != nil {
-			return b.lineErrf(c.Location, "COPY to %s: %w", dest, err)
+			return b.lineErrf(c.Location, "COPY to %s: %w", rootfs.Quote(dest), err)
 		}
 		root.lines[dest] = c.Location
 	}
@@ -114,21 +115,22 @@ func (b *builder) copyInto(ctx context.Context, root *stageRoot, c *unifile.Copy
 func (b *builder) copySources(ctx context.Context, c *unifile.Copy, src string, done []*stageRoot) ([]source, error) {
 	switch c.From.Kind {
 	case unifile.FromStage:
-		return fsSources(done[c.From.Stage].fs, src)
+		return fsSources(ctx, done[c.From.Stage].fs, src)
 	case unifile.FromImage:
 		img, err := b.pull(ctx, c.From.Ref)
 		if err != nil {
 			return nil, err
 		}
-		return fsSources(img.Tree, src)
+		return fsSources(ctx, img.Tree, src)
 	default:
 		return b.context.sources(src)
 	}
 }
 
 // fsSources returns the path src of fsys (following a link at src itself);
-// a directory yields everything below it.
-func fsSources(fsys rootfs.FS, src string) ([]source, error) {
+// a directory yields everything below it (rootfs.WalkDir: linear in its
+// size, bounded in depth, stopped by ctx).
+func fsSources(ctx context.Context, fsys rootfs.FS, src string) ([]source, error) {
 	if fsys == nil {
 		return nil, fmt.Errorf("not found: the stage is empty")
 	}
@@ -141,25 +143,12 @@ func fsSources(fsys rootfs.FS, src string) ([]source, error) {
 		return []source{{rel: path.Base(rootfs.Clean(src)), entry: &c}}, nil
 	}
 	var out []source
-	var walk func(dir, rel string) error
-	walk = func(dir, rel string) error {
-		kids, err := fsys.ReadDir(dir)
-		if err != nil {
-			return err
-		}
-		for _, k := range kids {
-			r := path.Join(rel, path.Base(k.Path))
-			c := *k
-			out = append(out, source{rel: r, entry: &c})
-			if k.IsDir() {
-				if err := walk(k.Path, r); err != nil {
-					return err
-				}
-			}
-		}
+	err = rootfs.WalkDir(ctx, fsys, e.Path, func(k *rootfs.Entry, rel string) error {
+		c := *k
+		out = append(out, source{rel: rel, entry: &c})
 		return nil
-	}
-	return out, walk(e.Path, "")
+	})
+	return out, err
 }
 
 func isDir(fsys rootfs.FS, p string) bool {

@@ -1,6 +1,8 @@
 package rootfs
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"io/fs"
 	"path"
@@ -21,6 +23,10 @@ type FS interface {
 // ErrNotExist is returned (wrapped) when a path does not resolve to an entry.
 var ErrNotExist = fs.ErrNotExist
 
+// ErrLoop is wrapped when resolving a path passes through more than
+// maxLinkHops symlinks.
+var ErrLoop = errors.New("too many levels of symbolic links")
+
 // maxLinkHops bounds symlink resolution, as the kernel's ELOOP does.
 const maxLinkHops = 40
 
@@ -30,10 +36,21 @@ const maxLinkHops = 40
 // (whose Path is the real path, free of links) and the link entries passed
 // through, so that a copy of the file can keep the links that lead to it.
 func Resolve(fsys FS, p string) (*Entry, []*Entry, error) {
+	return ResolveAt(fsys, "/", Clean(p))
+}
+
+// ResolveAt is Resolve with a relative p taken from dir, which must be a
+// real path (a directory of fsys reached through no link): resolving a
+// link's target from the link's own directory then costs the target's
+// length, not the depth of the directory.
+func ResolveAt(fsys FS, dir, p string) (*Entry, []*Entry, error) {
 	var links []*Entry
 	hops := 0
-	cur := "/"
-	rest := strings.Split(strings.Trim(Clean(p), "/"), "/")
+	cur := Clean(dir)
+	if strings.HasPrefix(p, "/") {
+		cur = "/"
+	}
+	rest := strings.Split(p, "/")
 	for len(rest) > 0 {
 		name := rest[0]
 		rest = rest[1:]
@@ -41,10 +58,10 @@ func Resolve(fsys FS, p string) (*Entry, []*Entry, error) {
 		case "", ".":
 			continue
 		case "..":
-			cur = path.Dir(cur)
+			cur = parent(cur)
 			continue
 		}
-		next := path.Join(cur, name)
+		next := join(cur, name)
 		e, err := fsys.Lstat(next)
 		if err != nil {
 			return nil, links, fmt.Errorf("%s: %w", p, ErrNotExist)
@@ -52,17 +69,17 @@ func Resolve(fsys FS, p string) (*Entry, []*Entry, error) {
 		if e.IsSymlink() {
 			hops++
 			if hops > maxLinkHops {
-				return nil, links, fmt.Errorf("%s: too many levels of symbolic links", p)
+				return nil, links, fmt.Errorf("%s: %w", p, ErrLoop)
 			}
 			links = append(links, e)
 			if strings.HasPrefix(e.Link, "/") {
 				cur = "/"
 			}
-			rest = append(strings.Split(strings.Trim(e.Link, "/"), "/"), rest...)
+			rest = append(strings.Split(e.Link, "/"), rest...)
 			continue
 		}
-		if len(rest) > 0 && !e.IsDir() {
-			return nil, links, fmt.Errorf("%s: %s is not a directory", p, next)
+		if !e.IsDir() && hasName(rest) {
+			return nil, links, fmt.Errorf("%s: %s is %w", p, next, ErrNotDir)
 		}
 		cur = next
 	}
@@ -71,4 +88,64 @@ func Resolve(fsys FS, p string) (*Entry, []*Entry, error) {
 		return nil, links, err
 	}
 	return e, links, nil
+}
+
+// hasName says whether the components left hold anything but "" and ".":
+// "file/" and "file/." need file to be a directory, as the kernel says.
+func hasName(rest []string) bool {
+	for _, c := range rest {
+		if c != "" {
+			return true
+		}
+	}
+	return false
+}
+
+// WalkFunc is called by WalkDir for each entry below the walked directory,
+// with its path relative to that directory (slash-separated, no leading
+// slash). Returning fs.SkipDir for a directory skips what it holds.
+type WalkFunc func(e *Entry, rel string) error
+
+// WalkDir calls fn for everything below the directory dir of fsys (its real
+// path: resolve it first), parents before children, each directory's
+// entries in name order. Links are not followed. Each directory is read
+// once by its real path, so a walk costs the size of the subtree whatever
+// its depth. A path more than MaxDepth levels deep stops the walk with an
+// error wrapping ErrTooDeep; ctx being done stops it with ctx's error.
+func WalkDir(ctx context.Context, fsys FS, dir string, fn WalkFunc) error {
+	dir = Clean(dir)
+	var walk func(dir, rel string) error
+	walk = func(dir, rel string) error {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		kids, err := fsys.ReadDir(dir)
+		if err != nil {
+			return err
+		}
+		for _, k := range kids {
+			name := path.Base(k.Path)
+			r := name
+			if rel != "" {
+				r = rel + "/" + name
+			}
+			if Depth(k.Path) > MaxDepth {
+				return &NameError{Path: k.Path, Reason: fmt.Sprintf("more than %d directory levels deep", MaxDepth), Err: ErrTooDeep}
+			}
+			err := fn(k, r)
+			if err == fs.SkipDir && k.IsDir() {
+				continue
+			}
+			if err != nil {
+				return err
+			}
+			if k.IsDir() {
+				if err := walk(k.Path, r); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	}
+	return walk(dir, "")
 }

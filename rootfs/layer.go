@@ -2,9 +2,9 @@ package rootfs
 
 import (
 	"archive/tar"
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -21,10 +21,11 @@ const (
 	opaqueWhiteout = ".wh..wh..opq"
 )
 
-// layerEntry is one tar header of a layer, validated and with its bytes
-// moved into the content store. A layer is kept as a list of these, so a
-// warm build applies a layer without reading its tar again.
-type layerEntry struct {
+// LayerEntry is one tar header of an image layer, validated and with its
+// bytes moved into a BlobStore. A layer is kept as a list of these, so a
+// warm build applies a layer without reading its tar again (package
+// baseimage caches the list as JSON, hence the short tags).
+type LayerEntry struct {
 	Path     string      `json:"p"`
 	Mode     fs.FileMode `json:"m"`
 	UID      uint32      `json:"u,omitempty"`
@@ -49,7 +50,7 @@ func (e *LayerError) Error() string {
 	if e.Entry == "" {
 		return fmt.Sprintf("layer %s: %v", e.Layer, e.Err)
 	}
-	return fmt.Sprintf("layer %s: entry %q: %v", e.Layer, e.Entry, e.Err)
+	return fmt.Sprintf("layer %s: entry %s: %v", e.Layer, Quote(e.Entry), e.Err)
 }
 
 func (e *LayerError) Unwrap() error { return e.Err }
@@ -59,29 +60,31 @@ func (e *LayerError) Unwrap() error { return e.Err }
 var ErrEscape = errors.New("escapes the root")
 
 // cleanLayerPath turns a tar entry name into a tree path, refusing names
-// that climb above the root ("../x", "a/../../x").
+// that climb above the root ("../x", "a/../../x") and names CheckPath
+// refuses.
 func cleanLayerPath(name string) (string, error) {
 	if climbsAbove(0, name) {
 		return "", fmt.Errorf("path %w", ErrEscape)
 	}
-	return Clean(name), nil
+	p := Clean(name)
+	if err := CheckPath(p); err != nil {
+		return "", err
+	}
+	return p, nil
 }
 
-// checkLinkTarget refuses a relative symlink target that climbs above the
-// root from the link's directory. Absolute targets stay inside by definition.
-func checkLinkTarget(linkPath, target string) error {
-	if target == "" {
-		return errors.New("symlink with an empty target")
+// checkLayerLink refuses a symlink target that no guest could store, and a
+// relative one that climbs above the root from the link's directory.
+// Absolute targets stay inside by definition.
+func checkLayerLink(linkPath, target string) error {
+	if err := CheckLink(linkPath, target); err != nil {
+		return err
 	}
 	if strings.HasPrefix(target, "/") {
 		return nil
 	}
-	depth := 0
-	if dir := strings.Trim(path.Dir(linkPath), "/"); dir != "" {
-		depth = strings.Count(dir, "/") + 1
-	}
-	if climbsAbove(depth, target) {
-		return fmt.Errorf("symlink to %q %w", target, ErrEscape)
+	if climbsAbove(Depth(path.Dir(linkPath)), target) {
+		return fmt.Errorf("symlink to %s %w", Quote(target), ErrEscape)
 	}
 	return nil
 }
@@ -103,13 +106,17 @@ func climbsAbove(depth int, rel string) bool {
 	return false
 }
 
-// readLayer validates the uncompressed layer tar r and stores its regular
-// files in the content store, returning its entries in tar order.
-func readLayer(r io.Reader, name string, store *blobStore) ([]layerEntry, error) {
+// ReadLayer validates the uncompressed layer tar r (name says which layer,
+// for errors) and moves its regular files into store, returning its
+// entries in tar order. A wrong entry gives a *LayerError naming it; ctx
+// being done stops the read between entries and within a file's bytes.
+func ReadLayer(ctx context.Context, r io.Reader, name string, store *BlobStore) ([]LayerEntry, error) {
 	tr := tar.NewReader(r)
-	var out []layerEntry
-	seen := map[string]bool{}
+	var out []LayerEntry
 	for {
+		if err := ctx.Err(); err != nil {
+			return nil, &LayerError{Layer: name, Err: err}
+		}
 		h, err := tr.Next()
 		if err == io.EOF {
 			return out, nil
@@ -117,43 +124,45 @@ func readLayer(r io.Reader, name string, store *blobStore) ([]layerEntry, error)
 		if err != nil {
 			return nil, &LayerError{Layer: name, Err: err}
 		}
-		e, err := layerEntryFrom(h, tr, store, seen)
+		e, err := layerEntryFrom(ctx, h, tr, store)
 		if err != nil {
 			return nil, &LayerError{Layer: name, Entry: h.Name, Err: err}
 		}
 		if e != nil {
-			seen[e.Path] = true
 			out = append(out, *e)
 		}
 	}
 }
 
-func layerEntryFrom(h *tar.Header, r io.Reader, store *blobStore, seen map[string]bool) (*layerEntry, error) {
+func layerEntryFrom(ctx context.Context, h *tar.Header, r io.Reader, store *BlobStore) (*LayerEntry, error) {
 	p, err := cleanLayerPath(h.Name)
 	if err != nil {
 		return nil, err
 	}
 	dir, base := path.Split(p)
 	if base == opaqueWhiteout {
-		return &layerEntry{Path: Clean(dir), Opaque: true}, nil
+		return &LayerEntry{Path: Clean(dir), Opaque: true}, nil
 	}
 	if strings.HasPrefix(base, whiteoutPrefix) {
-		return &layerEntry{Path: Clean(dir + strings.TrimPrefix(base, whiteoutPrefix)), Whiteout: true}, nil
+		return &LayerEntry{Path: Clean(dir + strings.TrimPrefix(base, whiteoutPrefix)), Whiteout: true}, nil
 	}
-	e := &layerEntry{Path: p, UID: uint32(h.Uid), GID: uint32(h.Gid)}
+	if p == "/" && h.Typeflag != tar.TypeDir {
+		return nil, errors.New("the root must be a directory")
+	}
+	e := &LayerEntry{Path: p, UID: uint32(h.Uid), GID: uint32(h.Gid)}
 	perm := PermFromUnix(uint32(h.Mode))
 	switch h.Typeflag {
 	case tar.TypeDir:
 		e.Mode = fs.ModeDir | perm
 	case tar.TypeReg, tar.TypeRegA:
 		e.Mode = perm
-		blob, size, err := store.put(r)
+		blob, size, err := store.Put(ctx, r)
 		if err != nil {
 			return nil, err
 		}
 		e.Blob, e.Size = blob, size
 	case tar.TypeSymlink:
-		if err := checkLinkTarget(p, h.Linkname); err != nil {
+		if err := checkLayerLink(p, h.Linkname); err != nil {
 			return nil, err
 		}
 		e.Mode = fs.ModeSymlink | 0o777
@@ -185,59 +194,62 @@ func mkdev(major, minor int64) uint64 {
 	return uint64(minor&0xff) | uint64(major&0xfff)<<8 | uint64(minor&^0xff)<<12
 }
 
-// apply applies a layer's entries to t: whiteouts remove, opaque
-// directories drop what lower layers had below them, the rest is added.
-func apply(t *Tree, entries []layerEntry, store *blobStore) error {
+// ApplyLayer applies a layer's entries (from ReadLayer) to t: whiteouts
+// remove, opaque directories drop what lower layers had below them, the
+// rest is added. name says which layer, for errors.
+func ApplyLayer(t *Tree, name string, entries []LayerEntry, store *BlobStore) error {
 	thisLayer := map[string]bool{}
 	for _, e := range entries {
-		switch {
-		case e.Opaque:
-			for _, c := range t.below(e.Path) {
-				if !thisLayer[c] {
-					delete(t.entries, c)
-				}
-			}
-		case e.Whiteout:
-			t.Remove(e.Path)
-		case e.Hardlink != "":
-			target, ok := t.Get(e.Hardlink)
-			if !ok || !target.IsRegular() {
-				return fmt.Errorf("entry %q: hard link to %q, which is not a regular file of the image", e.Path, e.Hardlink)
-			}
-			link := *target
-			link.Path = e.Path
-			if err := t.Add(link); err != nil {
-				return err
-			}
-		default:
-			te := Entry{Path: e.Path, Mode: e.Mode, UID: e.UID, GID: e.GID, Size: e.Size, Link: e.Link, Rdev: e.Rdev}
-			if e.Blob != "" {
-				te.HostPath = store.path(e.Blob)
-			} else if te.IsRegular() {
-				te.Data = []byte{}
-			}
-			if err := t.Add(te); err != nil {
-				return err
-			}
+		if err := applyEntry(t, e, store, thisLayer); err != nil {
+			return &LayerError{Layer: name, Entry: e.Path, Err: err}
 		}
 		thisLayer[e.Path] = true
 	}
 	return nil
 }
 
-// below lists the paths strictly below dir.
-func (t *Tree) below(dir string) []string {
-	prefix := Clean(dir) + "/"
-	if prefix == "//" {
-		prefix = "/"
-	}
-	var out []string
-	for k := range t.entries {
-		if k != "/" && strings.HasPrefix(k, prefix) {
-			out = append(out, k)
+func applyEntry(t *Tree, e LayerEntry, store *BlobStore, thisLayer map[string]bool) error {
+	switch {
+	case e.Opaque:
+		if d, ok := t.entries[Clean(e.Path)]; ok && d.IsDir() {
+			t.pruneBelow(d.Path, thisLayer)
 		}
+		return nil
+	case e.Whiteout:
+		t.Remove(e.Path)
+		return nil
+	case e.Hardlink != "":
+		target, ok := t.Get(e.Hardlink)
+		if !ok || !target.IsRegular() {
+			return fmt.Errorf("hard link to %s, which is not a regular file of the image", Quote(e.Hardlink))
+		}
+		link := *target
+		link.Path = e.Path
+		return t.Add(link)
 	}
-	return out
+	te := Entry{Path: e.Path, Mode: e.Mode, UID: e.UID, GID: e.GID, Size: e.Size, Link: e.Link, Rdev: e.Rdev}
+	if e.Blob != "" {
+		te.HostPath = store.Path(e.Blob)
+	} else if te.IsRegular() {
+		te.Data = []byte{}
+	}
+	return t.Add(te)
+}
+
+// pruneBelow removes what lies below dir except the entries in keep (and
+// the directories that lead to them). It reports whether anything was kept.
+func (t *Tree) pruneBelow(dir string, keep map[string]bool) bool {
+	kept := false
+	for _, name := range t.names(dir) {
+		c := join(dir, name)
+		below := t.entries[c].IsDir() && t.pruneBelow(c, keep)
+		if keep[c] || below {
+			kept = true
+			continue
+		}
+		t.Remove(c)
+	}
+	return kept
 }
 
 // DefaultMaxLayerBytes bounds what the layers of one image may expand to: a hostile
@@ -245,33 +257,35 @@ func (t *Tree) below(dir string) []string {
 // refused instead of filling the disk.
 const DefaultMaxLayerBytes = 64 << 30
 
-// blobStore is a content-addressed directory of file bodies.
-type blobStore struct {
-	dir   string
-	limit int64 // bytes the layers may write in all; 0 means DefaultMaxLayerBytes
+// BlobStore is a content-addressed directory of file bodies: each file is
+// named by the SHA-256 of its bytes.
+type BlobStore struct {
+	Dir   string
+	Limit int64 // bytes Put may write in all; 0 means DefaultMaxLayerBytes
 	used  int64
 }
 
-func (s *blobStore) path(name string) string { return filepath.Join(s.dir, name) }
+// Path returns where the blob called name is kept.
+func (s *BlobStore) Path(name string) string { return filepath.Join(s.Dir, name) }
 
-// put copies r into the store and returns its name (sha256 hex) and size.
+// Put copies r into the store and returns its name (sha256 hex) and size.
 // The bytes go to a temporary file first, so a crash never leaves a blob
 // whose name does not match its content.
-func (s *blobStore) put(r io.Reader) (string, int64, error) {
-	if err := os.MkdirAll(s.dir, 0o755); err != nil {
+func (s *BlobStore) Put(ctx context.Context, r io.Reader) (string, int64, error) {
+	if err := os.MkdirAll(s.Dir, 0o700); err != nil {
 		return "", 0, err
 	}
-	f, err := os.CreateTemp(s.dir, ".tmp-*")
+	f, err := os.CreateTemp(s.Dir, ".tmp-*")
 	if err != nil {
 		return "", 0, err
 	}
 	defer os.Remove(f.Name())
 	h := sha256.New()
-	limit := s.limit
+	limit := s.Limit
 	if limit == 0 {
 		limit = DefaultMaxLayerBytes
 	}
-	n, err := io.Copy(io.MultiWriter(f, h), io.LimitReader(r, limit-s.used+1))
+	n, err := io.Copy(io.MultiWriter(f, h), ctxReader{ctx, io.LimitReader(r, limit-s.used+1)})
 	s.used += n
 	if err == nil && s.used > limit {
 		err = fmt.Errorf("the layer expands to more than %d bytes", limit)
@@ -283,56 +297,25 @@ func (s *blobStore) put(r io.Reader) (string, int64, error) {
 		return "", 0, err
 	}
 	name := hex.EncodeToString(h.Sum(nil))
-	if _, err := os.Stat(s.path(name)); err == nil {
+	if _, err := os.Stat(s.Path(name)); err == nil {
 		return name, n, nil
 	}
 	if err := os.Chmod(f.Name(), 0o444); err != nil {
 		return "", 0, err
 	}
-	return name, n, os.Rename(f.Name(), s.path(name))
+	return name, n, os.Rename(f.Name(), s.Path(name))
 }
 
-// layerIndex is the cached, validated form of one layer.
-type layerIndex struct {
-	Entries []layerEntry `json:"entries"`
+// ctxReader stops a copy when ctx is done: a large file of a layer is
+// read in many chunks, each a chance to notice.
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
 }
 
-func loadLayerIndex(file string) ([]layerEntry, bool) {
-	b, err := os.ReadFile(file)
-	if err != nil {
-		return nil, false
+func (c ctxReader) Read(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
 	}
-	var idx layerIndex
-	if json.Unmarshal(b, &idx) != nil {
-		return nil, false
-	}
-	return idx.Entries, true
-}
-
-func saveLayerIndex(file string, entries []layerEntry) error {
-	b, err := json.Marshal(layerIndex{Entries: entries})
-	if err != nil {
-		return err
-	}
-	return writeFileAtomic(file, b)
-}
-
-// writeFileAtomic writes b to a temporary file beside name and renames it.
-func writeFileAtomic(name string, b []byte) error {
-	if err := os.MkdirAll(filepath.Dir(name), 0o755); err != nil {
-		return err
-	}
-	f, err := os.CreateTemp(filepath.Dir(name), ".tmp-*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(f.Name())
-	if _, err := f.Write(b); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(f.Name(), name)
+	return c.r.Read(p)
 }

@@ -3,16 +3,13 @@ package rootfs
 import (
 	"archive/tar"
 	"bytes"
+	"context"
 	"errors"
 	"io"
 	"os"
-	"path/filepath"
+	"strings"
 	"testing"
-
-	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/empty"
-	"github.com/google/go-containerregistry/pkg/v1/mutate"
-	"github.com/google/go-containerregistry/pkg/v1/tarball"
+	"time"
 )
 
 // tarEntry is one entry of a test layer.
@@ -22,12 +19,13 @@ type tarEntry struct {
 	mode             int64
 }
 
-func layerOf(t *testing.T, entries ...tarEntry) v1.Layer {
+// tarOf returns a layer tar holding entries.
+func tarOf(t testing.TB, entries ...tarEntry) []byte {
 	t.Helper()
 	var buf bytes.Buffer
 	tw := tar.NewWriter(&buf)
 	for _, e := range entries {
-		h := &tar.Header{Name: e.name, Typeflag: e.typ, Linkname: e.link, Mode: e.mode, Size: int64(len(e.body))}
+		h := &tar.Header{Name: e.name, Typeflag: e.typ, Linkname: e.link, Mode: e.mode, Size: int64(len(e.body)), Format: tar.FormatPAX}
 		if h.Typeflag == 0 {
 			h.Typeflag = tar.TypeReg
 		}
@@ -44,22 +42,28 @@ func layerOf(t *testing.T, entries ...tarEntry) v1.Layer {
 			tw.Write([]byte(e.body))
 		}
 	}
-	tw.Close()
-	b := buf.Bytes()
-	l, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(b)), nil })
-	if err != nil {
+	if err := tw.Close(); err != nil {
 		t.Fatal(err)
 	}
-	return l
+	return buf.Bytes()
 }
 
-func imageOf(t *testing.T, layers ...v1.Layer) v1.Image {
+// applyLayers reads and applies layers, in order, to a new tree.
+func applyLayers(t testing.TB, layers ...[]byte) (*Tree, error) {
 	t.Helper()
-	img, err := mutate.AppendLayers(empty.Image, layers...)
-	if err != nil {
-		t.Fatal(err)
+	store := &BlobStore{Dir: t.TempDir()}
+	tree := NewTree()
+	for i, l := range layers {
+		name := string(rune('a' + i))
+		entries, err := ReadLayer(context.Background(), bytes.NewReader(l), name, store)
+		if err != nil {
+			return nil, err
+		}
+		if err := ApplyLayer(tree, name, entries, store); err != nil {
+			return nil, err
+		}
 	}
-	return img
+	return tree, nil
 }
 
 func readAll(t *testing.T, e *Entry) string {
@@ -74,7 +78,7 @@ func readAll(t *testing.T, e *Entry) string {
 }
 
 func TestLayersWhiteoutsLinks(t *testing.T) {
-	base := layerOf(t,
+	base := tarOf(t,
 		tarEntry{name: "etc/", typ: tar.TypeDir, mode: 0o755},
 		tarEntry{name: "etc/passwd", body: "root:x:0:0\n"},
 		tarEntry{name: "etc/hardpasswd", typ: tar.TypeLink, link: "etc/passwd"},
@@ -84,28 +88,36 @@ func TestLayersWhiteoutsLinks(t *testing.T) {
 		tarEntry{name: "lib", typ: tar.TypeSymlink, link: "usr/lib"},
 		tarEntry{name: "opt/a/one", body: "1"},
 		tarEntry{name: "opt/a/two", body: "2"},
+		tarEntry{name: "opt/a/sub/deep", body: "d"},
 		tarEntry{name: "var/junk", body: "junk"},
 	)
-	top := layerOf(t,
+	top := tarOf(t,
 		tarEntry{name: "var/.wh.junk"},
 		tarEntry{name: "opt/a/three", body: "3"},
+		tarEntry{name: "opt/a/sub/new", body: "n"},
 		tarEntry{name: "opt/a/.wh..wh..opq"},
 		tarEntry{name: "etc/passwd", body: "root:x:0:0:new\n"},
 	)
-	cache := t.TempDir()
-	im, err := FromImage("test", imageOf(t, base, top), cache)
+	tree, err := applyLayers(t, base, top)
 	if err != nil {
 		t.Fatal(err)
 	}
-	tree := im.Tree
 	if _, ok := tree.Get("/var/junk"); ok {
 		t.Error("whiteout did not remove /var/junk")
 	}
 	if _, ok := tree.Get("/opt/a/one"); ok {
 		t.Error("opaque dir kept a lower file")
 	}
-	if e, ok := tree.Get("/opt/a/three"); !ok || readAll(t, e) != "3" {
-		t.Error("opaque dir lost a file of its own layer")
+	if _, ok := tree.Get("/opt/a/sub/deep"); ok {
+		t.Error("opaque dir kept a lower file below a directory of its own layer")
+	}
+	for _, p := range []string{"/opt/a/three", "/opt/a/sub/new"} {
+		if _, ok := tree.Get(p); !ok {
+			t.Errorf("opaque dir lost %s of its own layer", p)
+		}
+	}
+	if got := names(tree.Children("/opt/a")); got != "sub three" {
+		t.Errorf("/opt/a holds %q after the opaque whiteout", got)
 	}
 	if e, _ := tree.Get("/etc/passwd"); readAll(t, e) != "root:x:0:0:new\n" {
 		t.Error("upper layer did not replace /etc/passwd")
@@ -123,41 +135,80 @@ func TestLayersWhiteoutsLinks(t *testing.T) {
 	if e.Path != "/usr/lib/libx.so.1.2" || len(links) != 2 {
 		t.Errorf("resolved to %s through %d links", e.Path, len(links))
 	}
-	// Warm: the cached index gives the same tree without reading the tar.
-	im2, err := FromImage("test", imageOf(t, base, top), cache)
-	if err != nil {
-		t.Fatal(err)
+}
+
+func names(es []*Entry) string {
+	var out []string
+	for _, e := range es {
+		out = append(out, e.Path[strings.LastIndexByte(e.Path, '/')+1:])
 	}
-	if im2.Tree.Len() != tree.Len() {
-		t.Errorf("warm pull has %d entries, cold had %d", im2.Tree.Len(), tree.Len())
-	}
+	return strings.Join(out, " ")
 }
 
 func TestHostileLayers(t *testing.T) {
-	cases := map[string]tarEntry{
-		"dotdot":           {name: "../../evil", body: "x"},
-		"inner dotdot":     {name: "a/../../evil", body: "x"},
-		"escaping symlink": {name: "a/link", typ: tar.TypeSymlink, link: "../../etc/shadow"},
-		"hardlink out":     {name: "a/hl", typ: tar.TypeLink, link: "../outside"},
+	cases := map[string]struct {
+		e    tarEntry
+		want error
+	}{
+		"dotdot":           {tarEntry{name: "../../evil", body: "x"}, ErrEscape},
+		"inner dotdot":     {tarEntry{name: "a/../../evil", body: "x"}, ErrEscape},
+		"escaping symlink": {tarEntry{name: "a/link", typ: tar.TypeSymlink, link: "../../etc/shadow"}, ErrEscape},
+		"hardlink out":     {tarEntry{name: "a/hl", typ: tar.TypeLink, link: "../outside"}, ErrEscape},
+		"long name":        {tarEntry{name: "a/" + strings.Repeat("n", 300), body: "x"}, ErrInvalidPath},
+		"too deep":         {tarEntry{name: strings.Repeat("d/", MaxDepth) + "f", body: "x"}, ErrTooDeep},
+		"long path":        {tarEntry{name: strings.Repeat(strings.Repeat("p", 200)+"/", 21) + "f", body: "x"}, ErrInvalidPath},
+		"long link target": {tarEntry{name: "l", typ: tar.TypeSymlink, link: strings.Repeat("t", 4096)}, ErrInvalidPath},
+		"file as root":     {tarEntry{name: ".", body: "x"}, nil},
 	}
-	for name, e := range cases {
+	for name, c := range cases {
 		t.Run(name, func(t *testing.T) {
-			cache := t.TempDir()
-			_, err := FromImage("hostile", imageOf(t, layerOf(t, e)), cache)
-			if !errors.Is(err, ErrEscape) {
-				t.Fatalf("got %v, want an escape error", err)
+			_, err := applyLayers(t, tarOf(t, c.e))
+			if err == nil {
+				t.Fatal("accepted")
+			}
+			if c.want != nil && !errors.Is(err, c.want) {
+				t.Fatalf("got %v, want %v", err, c.want)
 			}
 			var le *LayerError
-			if !errors.As(err, &le) || le.Entry != e.name {
-				t.Errorf("error %v does not name the entry %q", err, e.name)
-			}
-			if _, err := os.Stat(filepath.Join(cache, "layers")); err == nil {
-				ents, _ := os.ReadDir(filepath.Join(cache, "layers"))
-				if len(ents) != 0 {
-					t.Error("a hostile layer was cached")
-				}
+			if !errors.As(err, &le) || le.Entry != c.e.name || le.Layer != "a" {
+				t.Errorf("error %v does not name the layer and the entry %q", err, c.e.name)
 			}
 		})
+	}
+}
+
+// TestReadLayerCancelled: a cancelled read stops with ctx's error, also in
+// the middle of a large file.
+func TestReadLayerCancelled(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	_, err := ReadLayer(ctx, bytes.NewReader(tarOf(t, tarEntry{name: "a", body: "x"})), "a", &BlobStore{Dir: t.TempDir()})
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("got %v, want context.Canceled", err)
+	}
+	// A 1 GiB file served slowly: the read must stop soon after the cancel.
+	pr, pw := io.Pipe()
+	go func() {
+		tw := tar.NewWriter(pw)
+		tw.WriteHeader(&tar.Header{Name: "big", Typeflag: tar.TypeReg, Mode: 0o644, Size: 1 << 30})
+		chunk := make([]byte, 64<<10)
+		for {
+			if _, err := tw.Write(chunk); err != nil {
+				pw.CloseWithError(err)
+				return
+			}
+		}
+	}()
+	ctx, cancel = context.WithCancel(context.Background())
+	time.AfterFunc(100*time.Millisecond, cancel)
+	start := time.Now()
+	_, err = ReadLayer(ctx, pr, "big", &BlobStore{Dir: t.TempDir()})
+	pr.Close()
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("got %v, want context.Canceled", err)
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Errorf("the read went on for %v after the cancel", d)
 	}
 }
 
@@ -189,6 +240,39 @@ func FuzzCleanLayerPath(f *testing.F) {
 	})
 }
 
+// FuzzCheckPath: whatever CheckPath accepts, a Tree takes and a guest can
+// use; whatever it refuses, a Tree refuses.
+func FuzzCheckPath(f *testing.F) {
+	for _, s := range []string{"/a/b", "/a\x00b", "/" + strings.Repeat("n", 256), "/" + strings.Repeat("d/", MaxDepth+1)} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		p := Clean(s)
+		err := CheckPath(p)
+		addErr := NewTree().Add(Entry{Path: p, Mode: 0o644})
+		if p == "/" {
+			return
+		}
+		if (err == nil) != (addErr == nil) {
+			t.Fatalf("CheckPath says %v, Tree.Add says %v", err, addErr)
+		}
+		if err != nil {
+			if !errors.Is(err, ErrInvalidPath) {
+				t.Fatalf("%v does not wrap ErrInvalidPath", err)
+			}
+			return
+		}
+		if strings.IndexByte(p, 0) >= 0 || len(p) > MaxPathLen || Depth(p) > MaxDepth {
+			t.Fatalf("accepted %q", p)
+		}
+		for _, c := range strings.Split(p[1:], "/") {
+			if len(c) > MaxNameLen {
+				t.Fatalf("accepted a %d-byte name", len(c))
+			}
+		}
+	})
+}
+
 // FuzzReadLayer feeds arbitrary bytes as a layer tar: it must never panic,
 // and whatever it accepts stays inside the root.
 func FuzzReadLayer(f *testing.F) {
@@ -202,6 +286,7 @@ func FuzzReadLayer(f *testing.F) {
 			} else {
 				h.Size = 0
 			}
+			h.Format = tar.FormatPAX
 			tw.WriteHeader(h)
 			if h.Typeflag == tar.TypeReg {
 				tw.Write([]byte(e.body))
@@ -213,22 +298,28 @@ func FuzzReadLayer(f *testing.F) {
 	f.Add(seed(tarEntry{name: "a/b", body: "x"}, tarEntry{name: "a/.wh.b"}, tarEntry{name: "a/.wh..wh..opq"}))
 	f.Add(seed(tarEntry{name: "l", typ: tar.TypeSymlink, link: "../x"}, tarEntry{name: "h", typ: tar.TypeLink, link: "a/b"}))
 	f.Add(seed(tarEntry{name: "../../x", body: "x"}))
+	f.Add(seed(tarEntry{name: "a/" + strings.Repeat("n", 300), body: "x"}))
+	f.Add(seed(tarEntry{name: strings.Repeat("d/", MaxDepth+1) + "f", body: "x"}))
+	f.Add(seed(tarEntry{name: "l", typ: tar.TypeSymlink, link: strings.Repeat("t", 5000)}))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		store := &blobStore{dir: t.TempDir(), limit: 1 << 20}
-		entries, err := readLayer(bytes.NewReader(data), "fuzz", store)
+		store := &BlobStore{Dir: t.TempDir(), Limit: 1 << 20}
+		entries, err := ReadLayer(context.Background(), bytes.NewReader(data), "fuzz", store)
 		if err != nil {
 			return
 		}
 		tree := NewTree()
-		if err := apply(tree, entries, store); err != nil {
+		if err := ApplyLayer(tree, "fuzz", entries, store); err != nil {
 			return
 		}
 		tree.Walk(func(e *Entry) error {
 			if e.Path != Clean(e.Path) {
 				t.Fatalf("entry %q is not clean", e.Path)
 			}
+			if err := CheckPath(e.Path); err != nil {
+				t.Fatalf("accepted a bad name: %v", err)
+			}
 			if e.IsSymlink() {
-				if err := checkLinkTarget(e.Path, e.Link); err != nil {
+				if err := checkLayerLink(e.Path, e.Link); err != nil {
 					t.Fatalf("accepted %s -> %s: %v", e.Path, e.Link, err)
 				}
 			}

@@ -27,13 +27,30 @@ func (o Overlay) Lstat(p string) (*Entry, error) {
 }
 
 // hiddenByUpper says whether a parent of p is a non-directory in Upper.
+// The parents of p that Upper holds are the top ones (a Tree holds the
+// parents of what it holds, as directories), so only the deepest of them
+// can be a non-directory: a binary search finds it in log(depth) lookups,
+// which keeps a walk of a deep tree linear.
 func (o Overlay) hiddenByUpper(p string) bool {
-	for d := parent(p); d != "/"; d = parent(d) {
-		if e, err := o.Upper.Lstat(d); err == nil && !e.IsDir() {
-			return true
+	var ends []int // p[:ends[i]] is the parent i+1 levels below "/"
+	for i := 1; i < len(p); i++ {
+		if p[i] == '/' {
+			ends = append(ends, i)
 		}
 	}
-	return false
+	lo, hi := 0, len(ends) // Upper holds p[:ends[i]] for every i < lo, none for i >= hi
+	for lo < hi {
+		mid := (lo + hi) / 2
+		if _, ok := o.Upper.entries[p[:ends[mid]]]; ok {
+			lo = mid + 1
+		} else {
+			hi = mid
+		}
+	}
+	if lo == 0 {
+		return false
+	}
+	return !o.Upper.entries[p[:ends[lo-1]]].IsDir()
 }
 
 // ReadDir implements FS.

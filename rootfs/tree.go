@@ -1,11 +1,18 @@
-// Package rootfs materialises the root filesystem a unikernel is cut from:
-// from image layers, from the build host, or from nothing (scratch).
+// Package rootfs is the model of the root filesystem a unikernel is cut
+// from: a Tree held in memory, the build host seen as a root (HostFS), a
+// stage's root as COPY writes over its base (Overlay), symlink resolution
+// that never leaves the root (Resolve), and the reader that turns an image
+// layer's tar stream into entries, whiteouts applied (ReadLayer,
+// ApplyLayer). Pulling images from a registry lives in package baseimage,
+// so that the writers of the image layout (squashfs, initrd) link none of it.
 //
 // A Tree is an in-memory description of a filesystem: paths, modes, owners,
 // link targets, and for each regular file where its bytes live (a file on the
 // build machine, or a few bytes held inline). Nothing is ever extracted with
 // the build user's ownership or written outside a temporary content store, so
-// building needs no root and no mount.
+// building needs no root and no mount. Every name that enters a Tree is
+// checked (CheckPath), so no writer ever sees one the guest kernel could not
+// use.
 package rootfs
 
 import (
@@ -17,7 +24,6 @@ import (
 	"os"
 	"path"
 	"sort"
-	"strings"
 )
 
 // Entry is one file, directory or link of a Tree.
@@ -51,11 +57,15 @@ func (e *Entry) Open() (io.ReadCloser, error) {
 // Tree is a filesystem held as metadata. The zero value is not usable; call NewTree.
 type Tree struct {
 	entries map[string]*Entry
+	// kids indexes each directory's children by name, so that listing a
+	// directory or removing a subtree costs what it holds, not the size of
+	// the whole tree.
+	kids map[string]map[string]struct{}
 }
 
 // NewTree returns a tree that holds only the root directory.
 func NewTree() *Tree {
-	t := &Tree{entries: map[string]*Entry{}}
+	t := &Tree{entries: map[string]*Entry{}, kids: map[string]map[string]struct{}{}}
 	t.entries["/"] = &Entry{Path: "/", Mode: fs.ModeDir | 0o755}
 	return t
 }
@@ -78,11 +88,20 @@ func (t *Tree) Len() int { return len(t.entries) }
 // Add stores e, creating missing parent directories (0755, root-owned) and
 // replacing whatever stood at the same path. A directory replacing a
 // directory keeps the old one's children; anything replacing a directory
-// with a non-directory removes them, as an image layer does.
+// with a non-directory removes them, as an image layer does. A path or
+// link target that CheckPath or CheckLink refuses is an error.
 func (t *Tree) Add(e Entry) error {
 	e.Path = Clean(e.Path)
+	if err := CheckPath(e.Path); err != nil {
+		return err
+	}
 	if e.Path == "/" && !e.IsDir() {
 		return errors.New("the root must be a directory")
+	}
+	if e.IsSymlink() {
+		if err := CheckLink(e.Path, e.Link); err != nil {
+			return err
+		}
 	}
 	if e.IsRegular() && e.HostPath == "" {
 		e.Size = int64(len(e.Data))
@@ -93,15 +112,39 @@ func (t *Tree) Add(e Entry) error {
 	if old, ok := t.entries[e.Path]; ok && old.IsDir() && !e.IsDir() {
 		t.Remove(e.Path)
 	}
-	t.entries[e.Path] = &e
+	t.put(&e)
 	return nil
 }
 
+// put stores e and links it into its parent's index; the parent exists.
+func (t *Tree) put(e *Entry) {
+	t.entries[e.Path] = e
+	if e.Path == "/" {
+		return
+	}
+	dir, name := split(e.Path)
+	k := t.kids[dir]
+	if k == nil {
+		k = map[string]struct{}{}
+		t.kids[dir] = k
+	}
+	k[name] = struct{}{}
+}
+
+// split cuts a clean absolute path other than "/" into its parent and name.
+func split(p string) (dir, name string) {
+	dir, name = path.Split(p)
+	if dir != "/" {
+		dir = dir[:len(dir)-1]
+	}
+	return dir, name
+}
+
 func (t *Tree) mkdirParents(p string) error {
-	dir := path.Dir(p)
-	if dir == p {
+	if p == "/" {
 		return nil
 	}
+	dir, _ := split(p)
 	if e, ok := t.entries[dir]; ok {
 		if !e.IsDir() {
 			return fmt.Errorf("%s: parent %s is not a directory", p, dir)
@@ -111,68 +154,83 @@ func (t *Tree) mkdirParents(p string) error {
 	if err := t.mkdirParents(dir); err != nil {
 		return err
 	}
-	t.entries[dir] = &Entry{Path: dir, Mode: fs.ModeDir | 0o755}
+	t.put(&Entry{Path: dir, Mode: fs.ModeDir | 0o755})
 	return nil
 }
 
 // Remove deletes p and, for a directory, everything below it.
 func (t *Tree) Remove(p string) {
 	p = Clean(p)
+	if _, ok := t.entries[p]; !ok {
+		return
+	}
+	t.removeBelow(p)
 	if p == "/" {
-		for k := range t.entries {
-			if k != "/" {
-				delete(t.entries, k)
-			}
-		}
 		return
 	}
 	delete(t.entries, p)
-	prefix := p + "/"
-	for k := range t.entries {
-		if strings.HasPrefix(k, prefix) {
-			delete(t.entries, k)
-		}
+	dir, name := split(p)
+	delete(t.kids[dir], name)
+}
+
+// removeBelow deletes everything strictly below dir.
+func (t *Tree) removeBelow(dir string) {
+	for name := range t.kids[dir] {
+		c := join(dir, name)
+		t.removeBelow(c)
+		delete(t.entries, c)
 	}
+	delete(t.kids, dir)
+}
+
+// join is path.Join for a clean directory and a single name.
+func join(dir, name string) string {
+	if dir == "/" {
+		return "/" + name
+	}
+	return dir + "/" + name
+}
+
+// names returns the names directly below dir, in byte order.
+func (t *Tree) names(dir string) []string {
+	k := t.kids[dir]
+	out := make([]string, 0, len(k))
+	for name := range k {
+		out = append(out, name)
+	}
+	sort.Strings(out)
+	return out
 }
 
 // Children returns the entries directly below dir, sorted by name.
 func (t *Tree) Children(dir string) []*Entry {
 	dir = Clean(dir)
-	prefix := dir + "/"
-	if dir == "/" {
-		prefix = "/"
+	names := t.names(dir)
+	out := make([]*Entry, len(names))
+	for i, name := range names {
+		out[i] = t.entries[join(dir, name)]
 	}
-	var out []*Entry
-	for k, e := range t.entries {
-		if k != "/" && strings.HasPrefix(k, prefix) && !strings.Contains(k[len(prefix):], "/") {
-			out = append(out, e)
-		}
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Path < out[j].Path })
 	return out
 }
 
 // Walk calls fn for every entry, parents before children, in a fixed order
-// (byte order of the paths), so that everything derived from a Tree is
-// reproducible.
+// (byte order of the paths taken component by component, so "/a/b" comes
+// before "/a.b" and every directory right before its own children), so
+// that everything derived from a Tree is reproducible.
 func (t *Tree) Walk(fn func(e *Entry) error) error {
-	keys := make([]string, 0, len(t.entries))
-	for k := range t.entries {
-		keys = append(keys, k)
-	}
-	sort.Slice(keys, func(i, j int) bool { return pathLess(keys[i], keys[j]) })
-	for _, k := range keys {
-		if err := fn(t.entries[k]); err != nil {
+	var walk func(p string) error
+	walk = func(p string) error {
+		if err := fn(t.entries[p]); err != nil {
 			return err
 		}
+		for _, name := range t.names(p) {
+			if err := walk(join(p, name)); err != nil {
+				return err
+			}
+		}
+		return nil
 	}
-	return nil
-}
-
-// pathLess orders paths component by component, so "/a/b" comes before "/a.b"
-// and every directory comes right before its own children.
-func pathLess(a, b string) bool {
-	return strings.ReplaceAll(a, "/", "\x00") < strings.ReplaceAll(b, "/", "\x00")
+	return walk("/")
 }
 
 // Lstat returns the entry at p without following a final symlink; the
@@ -181,7 +239,7 @@ func (t *Tree) Lstat(p string) (*Entry, error) {
 	if e, ok := t.entries[Clean(p)]; ok {
 		return e, nil
 	}
-	return nil, fmt.Errorf("%s: %w", p, ErrNotExist)
+	return nil, &fs.PathError{Op: "lstat", Path: p, Err: ErrNotExist}
 }
 
 // ReadDir returns the entries directly below dir, sorted by name.
@@ -191,7 +249,7 @@ func (t *Tree) ReadDir(dir string) ([]*Entry, error) {
 		return nil, err
 	}
 	if !e.IsDir() {
-		return nil, fmt.Errorf("%s: not a directory", dir)
+		return nil, &fs.PathError{Op: "readdir", Path: dir, Err: ErrNotDir}
 	}
 	return t.Children(dir), nil
 }
@@ -204,6 +262,13 @@ func (t *Tree) CopyFrom(src FS, p string) error {
 	if err != nil {
 		return err
 	}
+	return t.CopyResolved(src, e, links)
+}
+
+// CopyResolved is CopyFrom for an entry already resolved (by Resolve or
+// ResolveAt): it copies the links passed through, then e, each with its
+// parents' metadata.
+func (t *Tree) CopyResolved(src FS, e *Entry, links []*Entry) error {
 	for _, l := range links {
 		if err := t.copyParents(src, l.Path); err != nil {
 			return err
@@ -225,13 +290,13 @@ func (t *Tree) CopyFrom(src FS, p string) error {
 // where t does not have them yet.
 func (t *Tree) copyParents(src FS, p string) error {
 	var dirs []string
-	for d := path.Dir(p); d != "/"; d = path.Dir(d) {
+	for d := parent(p); d != "/"; d = parent(d) {
+		if _, ok := t.entries[d]; ok {
+			break
+		}
 		dirs = append(dirs, d)
 	}
 	for i := len(dirs) - 1; i >= 0; i-- {
-		if _, ok := t.entries[dirs[i]]; ok {
-			continue
-		}
 		if se, err := src.Lstat(dirs[i]); err == nil && se.IsDir() {
 			if err := t.Add(*se); err != nil {
 				return err

@@ -248,3 +248,21 @@ func fileList(t *testing.T, dir string) string {
 	}
 	return fmt.Sprint(names)
 }
+
+// helloGoContext writes example/hello-go, its static binary built, into a
+// new directory hello-go under parent and returns its path.
+func helloGoContext(t *testing.T, parent string) string {
+	t.Helper()
+	dir := filepath.Join(parent, "hello-go")
+	src, err := os.ReadFile(filepath.Join(repoRoot(t), "example/hello-go/main.go"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	unifile, err := os.ReadFile(filepath.Join(repoRoot(t), "example/hello-go/Unifile"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeFiles(t, dir, map[string]string{"Unifile": string(unifile)})
+	buildStatic(t, string(src), filepath.Join(dir, "hello"))
+	return dir
+}

@@ -34,23 +34,6 @@ func needColdKernel(t *testing.T) {
 	testtool.Need(t, "apt-get", "apt-cache", "grub-mkimage")
 }
 
-// helloGoContext is example/hello-go with its static binary built.
-func helloGoContext(t *testing.T) string {
-	t.Helper()
-	dir := filepath.Join(t.TempDir(), "hello-go")
-	src, err := os.ReadFile(filepath.Join(repoRoot(t), "example/hello-go/main.go"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	unifile, err := os.ReadFile(filepath.Join(repoRoot(t), "example/hello-go/Unifile"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	writeFiles(t, dir, map[string]string{"Unifile": string(unifile)})
-	buildStatic(t, string(src), filepath.Join(dir, "hello"))
-	return dir
-}
-
 // uniCmd is uni with args, run in dir with its own cache.
 func uniCmd(t *testing.T, cache, dir string, args ...string) *exec.Cmd {
 	t.Helper()
@@ -112,7 +95,7 @@ func imageKernel(t *testing.T, out string) (release, digest string) {
 // downloaded into it, with a message that names it and says how to fix it.
 func TestKernelCacheRefusesWorldWritable(t *testing.T) {
 	needColdKernel(t)
-	ctx := helloGoContext(t)
+	ctx := helloGoContext(t, t.TempDir())
 	cache := t.TempDir()
 	kernels := filepath.Join(cache, "kernels")
 	if err := os.Mkdir(kernels, 0o777); err != nil {
@@ -199,7 +182,7 @@ func plantedKernelDeb(t *testing.T, pkg, version, release string) []byte {
 // only what it downloaded and checked against apt's index.
 func TestKernelCacheIgnoresPlantedDeb(t *testing.T) {
 	needColdKernel(t)
-	ctx := helloGoContext(t)
+	ctx := helloGoContext(t, t.TempDir())
 	pkg, version := cloudKernelPackage(t)
 	const plantedRelease = "6.6.6-planted"
 	planted := plantedKernelDeb(t, pkg, version, plantedRelease)
@@ -236,7 +219,7 @@ func TestKernelCacheIgnoresPlantedDeb(t *testing.T) {
 // downloaded and imported once: the second waits for the first.
 func TestKernelCacheConcurrentColdBuilds(t *testing.T) {
 	needColdKernel(t)
-	ctx := helloGoContext(t)
+	ctx := helloGoContext(t, t.TempDir())
 	cache := t.TempDir()
 	var wg sync.WaitGroup
 	logs := make([]string, 2)
@@ -282,7 +265,7 @@ func TestKernelCacheConcurrentColdBuilds(t *testing.T) {
 // no name and no work directory in the cache.
 func TestKernelCacheInterruptDuringImport(t *testing.T) {
 	needColdKernel(t)
-	ctx := helloGoContext(t)
+	ctx := helloGoContext(t, t.TempDir())
 	cache := t.TempDir()
 	out := filepath.Join(t.TempDir(), "image")
 	cmd := uniCmd(t, cache, ctx, "build", "-o", out, ".")

@@ -18,27 +18,12 @@ import (
 	"github.com/uniforge/packer-plugin-unikernel/internal/testtool"
 )
 
-// helloGo writes a build context of example/hello-go, its static binary
-// built, into a new directory under parent, with a .git directory beside
-// the sources as a user's checkout has.
+// helloGo is helloGoContext with a .git directory beside the sources, as
+// a user's checkout has.
 func helloGo(t *testing.T, parent string) string {
 	t.Helper()
-	ctx := filepath.Join(parent, "hello-go")
-	src, err := os.ReadFile(filepath.Join(repoRoot(t), "example/hello-go/main.go"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	unifile, err := os.ReadFile(filepath.Join(repoRoot(t), "example/hello-go/Unifile"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	writeFiles(t, ctx, map[string]string{
-		"Unifile":     string(unifile),
-		"main.go":     string(src),
-		".git/HEAD":   "ref: refs/heads/main\n",
-		".git/config": "[core]\n",
-	})
-	buildStatic(t, string(src), filepath.Join(ctx, "hello"))
+	ctx := helloGoContext(t, parent)
+	writeFiles(t, ctx, map[string]string{".git/HEAD": "ref: refs/heads/main\n", ".git/config": "[core]\n"})
 	return ctx
 }
 
