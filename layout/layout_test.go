@@ -197,11 +197,11 @@ func TestParseConfigNamesTheBadField(t *testing.T) {
 	}
 
 	raw := map[string]string{
-		"repeated field":      `{"schemaVersion":1,"entrypoint":["/a"],` + string(base[1:]),
+		"repeated field":       `{"schemaVersion":1,"entrypoint":["/a"],` + string(base[1:]),
 		"a field in two cases": strings.Replace(string(base), `"entrypoint"`, `"Entrypoint":["/bin/sh"],"entrypoint"`, 1),
-		"data after":          string(base) + `{"entrypoint":["/bin/sh"]}`,
-		"too big":             string(base) + strings.Repeat(" ", MaxConfigBytes),
-		"not an object":       `["/bin/sh"]`,
+		"data after":           string(base) + `{"entrypoint":["/bin/sh"]}`,
+		"too big":              string(base) + strings.Repeat(" ", MaxConfigBytes),
+		"not an object":        `["/bin/sh"]`,
 	}
 	for name, data := range raw {
 		if _, err := ParseConfig([]byte(data)); err == nil {

@@ -161,8 +161,8 @@ func TestReaderRefusesWhatTheKernelWouldUnpackDifferently(t *testing.T) {
 	}
 	evil := rawCpio(entry{name: "uni/init.json", mode: reg, body: "evil"})
 	cases := map[string][]byte{
-		"a second archive after the trailer":      append(slices.Clone(good), evil...),
-		"a second archive after the zstd stream":  append(zstdOf(t, good), evil...),
+		"a second archive after the trailer":       append(slices.Clone(good), evil...),
+		"a second archive after the zstd stream":   append(zstdOf(t, good), evil...),
 		"a second zstd frame with another archive": append(zstdOf(t, good), zstdOf(t, evil)...),
 		"the same name twice": rawCpio(entry{name: "uni/init.json", mode: reg, body: "good"},
 			entry{name: "uni/init.json", mode: reg, body: "evil"}),
