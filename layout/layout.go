@@ -23,8 +23,9 @@ import (
 	"github.com/uniforge/packer-plugin-unikernel/spec"
 )
 
-// MaxConfigBytes bounds config.json; a real one is about a kilobyte.
-const MaxConfigBytes = 1 << 20
+// MaxConfigBytes bounds config.json. A typical one is a kilobyte; one of
+// an image that EXPOSEs every tcp and udp port is about 7 MiB.
+const MaxConfigBytes = 8 << 20
 
 var (
 	// ErrNotLayout is wrapped by Open's error for a directory that lacks

@@ -22,7 +22,7 @@ const (
 	// (image.SuperblockBytes).
 	SuperblockBytes = 4096
 	// maxInitConfig bounds /uni/init.json in the initrd.
-	maxInitConfig = MaxConfigBytes
+	maxInitConfig = 1 << 20
 	// bzImageMagic at bzImageMagicOffset marks a Linux boot-protocol kernel.
 	// QEMU takes any other -kernel for a multiboot image, which reads
 	// -initrd as a comma-separated list of host files with arguments.
