@@ -172,6 +172,37 @@ func TestLayoutHardening(t *testing.T) {
 	})
 }
 
+// TestLayoutMissingDisk: `uni run --boot bios` of a layout without disk.img
+// writes one, but only from a layout that verifies; a tampered one is
+// refused and left as it was.
+func TestLayoutMissingDisk(t *testing.T) {
+	needBoot(t)
+	built := buildHelloGoLayout(t)
+
+	tampered := copyLayout(t, built)
+	editConfig(t, tampered, func(m map[string]any) { m["entrypoint"] = []any{"/hello", "x"} })
+	out, status := uniRefusal(t, "run", "--boot", "bios", tampered)
+	if status == 0 || !strings.Contains(out, "does not match config.json") {
+		t.Fatalf("tampered layout, bios boot: exit %d\n%s", status, out)
+	}
+	if _, err := os.Stat(filepath.Join(tampered, spec.DiskFile)); !os.IsNotExist(err) {
+		t.Fatalf("a disk.img was written into the tampered layout (%v)", err)
+	}
+
+	dir := copyLayout(t, built)
+	port := freePort(t)
+	r := startUni(t, "", "run", "--boot", "bios", "-p", fmt.Sprintf("%d:8080", port), dir)
+	if body := r.httpGet(t, fmt.Sprintf("http://127.0.0.1:%d/", port), 3*time.Minute); body != "Hello from Go\n" {
+		t.Fatalf("answer %q", body)
+	}
+	r.stop(t)
+	assertNoQEMU(t, dir)
+	l, err := layout.Open(dir)
+	if err != nil || !l.HasDisk() {
+		t.Fatalf("after a bios boot the layout has no disk.img: %v (%s)", err, fileList(t, dir))
+	}
+}
+
 // uniRefusal runs uni, expecting it to stop at once; a uni that boots the
 // image instead is stopped after a minute and reported.
 func uniRefusal(t *testing.T, args ...string) (string, int) {
