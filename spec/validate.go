@@ -76,8 +76,12 @@ func (c *ImageConfig) Validate() error {
 		}
 	}
 	if c.WorkingDir != "" {
-		if err := checkAbsPath("workingDir", c.WorkingDir); err != nil {
+		// Absolute, but not necessarily clean: base images carry "/app/".
+		if err := checkString("workingDir", c.WorkingDir, MaxStringBytes); err != nil {
 			return err
+		}
+		if !strings.HasPrefix(c.WorkingDir, "/") {
+			return fieldErr("workingDir", "%s is not an absolute path", strconv.Quote(c.WorkingDir))
 		}
 	}
 	if c.User != nil && (c.User.UID == 1<<32-1 || c.User.GID == 1<<32-1) {
