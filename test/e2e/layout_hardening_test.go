@@ -35,8 +35,11 @@ func TestLayoutHardening(t *testing.T) {
 	// Two payloads: the one that breaks the option list, and the one that
 	// made the unfixed uni open the port (the closing "hostfwd=tcp" takes
 	// the rest of the rule that uni appended).
-	for _, payload := range []string{"tcp,hostfwd=tcp:0.0.0.0:%d-:1", "tcp:0.0.0.0:%d-:8080,hostfwd=tcp"} {
-		t.Run("hostfwd in a protocol opens nothing on 0.0.0.0: "+payload, func(t *testing.T) {
+	for name, payload := range map[string]string{
+		"breaking the option list": "tcp,hostfwd=tcp:0.0.0.0:%d-:1",
+		"a well-formed extra rule": "tcp:0.0.0.0:%d-:8080,hostfwd=tcp",
+	} {
+		t.Run("hostfwd in a protocol opens nothing on 0.0.0.0, "+name, func(t *testing.T) {
 			port := freePort(t)
 			protocol := fmt.Sprintf(payload, port)
 			dir := copyLayout(t, built)
