@@ -15,7 +15,6 @@ import (
 
 	"github.com/klauspost/compress/zstd"
 
-	"github.com/uniforge/packer-plugin-unikernel/image"
 	"github.com/uniforge/packer-plugin-unikernel/internal/testbundle"
 	"github.com/uniforge/packer-plugin-unikernel/internal/testtool"
 	"github.com/uniforge/packer-plugin-unikernel/rootfs"
@@ -156,7 +155,7 @@ func TestAssembleInProcess(t *testing.T) {
 		t.Fatal(err)
 	}
 	got := initJSON(t, filepath.Join(outs[0], spec.InitrdFile))
-	if want := image.InitConfig(cfg); !reflect.DeepEqual(got, want) {
+	if want := cfg.InitConfig(); !reflect.DeepEqual(got, want) {
 		t.Errorf("init.json %+v\nwant %+v", got, want)
 	}
 }

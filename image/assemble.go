@@ -7,8 +7,6 @@ package image
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -24,6 +22,7 @@ import (
 	"github.com/uniforge/packer-plugin-unikernel/internal/atomicfile"
 	"github.com/uniforge/packer-plugin-unikernel/internal/initbin"
 	"github.com/uniforge/packer-plugin-unikernel/kernel"
+	"github.com/uniforge/packer-plugin-unikernel/layout"
 	"github.com/uniforge/packer-plugin-unikernel/rootfs"
 	"github.com/uniforge/packer-plugin-unikernel/spec"
 )
@@ -37,9 +36,6 @@ const DefaultCmdline = "console=ttyS0 quiet panic=-1 tsc=reliable no_timer_check
 
 // consoleDev is /dev/console's device number, 5:1, in Linux's encoding.
 const consoleDev = 5<<8 | 1
-
-// SuperblockBytes is how much of the rootfs the init hashes to find it.
-const SuperblockBytes = 4096
 
 // Input is what an image is made of.
 type Input struct {
@@ -94,7 +90,7 @@ func writeLayout(ctx context.Context, in Input, dir string) (*spec.ImageConfig, 
 	if err := squashfs.WriteFile(ctx, rootfsPath, in.Root, squashfs.WithModTime(in.ModTime)); err != nil {
 		return nil, fmt.Errorf("write %s: %w", spec.RootfsFile, err)
 	}
-	ref, err := describeRootfs(rootfsPath)
+	ref, err := layout.HashRootfs(ctx, rootfsPath)
 	if err != nil {
 		return nil, err
 	}
@@ -106,13 +102,33 @@ func writeLayout(ctx context.Context, in Input, dir string) (*spec.ImageConfig, 
 	if err := atomicfile.CopyFile(in.Bundle.KernelPath(), filepath.Join(dir, spec.KernelFile), 0o644); err != nil {
 		return nil, fmt.Errorf("copy the kernel: %w", err)
 	}
-	if err := WriteInitrd(ctx, filepath.Join(dir, spec.InitrdFile), in.Bundle, InitConfig(cfg), in.ModTime); err != nil {
+	if err := WriteInitrd(ctx, filepath.Join(dir, spec.InitrdFile), in.Bundle, cfg.InitConfig(), in.ModTime); err != nil {
 		return nil, fmt.Errorf("write %s: %w", spec.InitrdFile, err)
 	}
 	if in.Disk {
 		if err := WriteDisk(ctx, dir, in.Bundle, cfg.Cmdline, in.DataSize, in.ModTime); err != nil {
 			return nil, err
 		}
+	}
+	// config.json records every file's digest, so that a layout can be
+	// verified whole before it boots (layout.Verify).
+	for _, f := range []struct {
+		name string
+		ref  **spec.FileRef
+		want bool
+	}{{spec.KernelFile, &cfg.KernelFile, true}, {spec.InitrdFile, &cfg.Initrd, true}, {spec.DiskFile, &cfg.Disk, in.Disk}} {
+		if !f.want {
+			continue
+		}
+		r, err := layout.HashFile(ctx, filepath.Join(dir, f.name))
+		if err != nil {
+			return nil, err
+		}
+		*f.ref = &r
+	}
+	// Never write a config that uni run would refuse.
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("the image config is not valid: %w", err)
 	}
 	b, err := json.MarshalIndent(cfg, "", "  ")
 	if err != nil {
@@ -149,55 +165,6 @@ func DefaultHostname(r spec.RootfsRef) string {
 		hex = hex[:12]
 	}
 	return "uni-" + hex
-}
-
-// InitConfig is the part of the image config the init needs (what
-// the guest really runs: layout verification compares it with config.json).
-func InitConfig(cfg spec.ImageConfig) spec.InitConfig {
-	ic := spec.InitConfig{
-		Args:                   cfg.Entrypoint,
-		Env:                    cfg.Env,
-		WorkingDir:             cfg.WorkingDir,
-		Hostname:               cfg.Hostname,
-		RootfsSuperblockDigest: cfg.Rootfs.SuperblockDigest,
-		RootfsType:             cfg.Rootfs.Type,
-	}
-	if cfg.User != nil {
-		ic.UID, ic.GID = cfg.User.UID, cfg.User.GID
-	}
-	return ic
-}
-
-// describeRootfs hashes rootfs.img whole and its first SuperblockBytes.
-func describeRootfs(p string) (spec.RootfsRef, error) {
-	f, err := os.Open(p)
-	if err != nil {
-		return spec.RootfsRef{}, err
-	}
-	defer f.Close()
-	head := make([]byte, SuperblockBytes)
-	n, err := io.ReadFull(f, head)
-	if err != nil && err != io.ErrUnexpectedEOF {
-		return spec.RootfsRef{}, err
-	}
-	// A rootfs smaller than SuperblockBytes is hashed as the init reads it:
-	// the block device rounds up with zeros.
-	for i := n; i < len(head); i++ {
-		head[i] = 0
-	}
-	sb := sha256.Sum256(head)
-	whole := sha256.New()
-	whole.Write(head[:n])
-	size, err := io.Copy(whole, f)
-	if err != nil {
-		return spec.RootfsRef{}, err
-	}
-	return spec.RootfsRef{
-		Type:             "squashfs",
-		Digest:           "sha256:" + hex.EncodeToString(whole.Sum(nil)),
-		Size:             size + int64(n),
-		SuperblockDigest: "sha256:" + hex.EncodeToString(sb[:]),
-	}, nil
 }
 
 // InitrdOption adjusts WriteInitrd.

@@ -9,10 +9,12 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/uniforge/packer-plugin-unikernel/spec"
 )
 
 // superblockSize is how much of a filesystem its digest covers.
-const superblockSize = 4096
+const superblockSize = spec.SuperblockBytes
 
 // rootPollInterval is how often the block devices are looked at again while
 // the rootfs has not appeared.

@@ -1,7 +1,8 @@
 // Package spec holds the data contracts between the parts of uni: the image
 // config (config.json of an image layout), the config the init reads from the
-// initrd, and the kernel module index. It has types only, no behaviour, so
-// that the guest init can import it without pulling in the build side.
+// initrd, and the kernel module index, with the checks a config read from an
+// untrusted place must pass (validate.go). It imports the standard library
+// only, so that the guest init can import it without the build side.
 package spec
 
 // Layout file names: an image layout is a directory holding these.
@@ -20,6 +21,10 @@ const (
 	ModuleIndexPath = "/uni/modules.json"
 	NewRootPath     = "/newroot" // where the init mounts the rootfs before moving into it
 )
+
+// SuperblockBytes is how much of rootfs.img its superblock digest covers:
+// the init finds the rootfs among the guest's disks by it.
+const SuperblockBytes = 4096
 
 // MountPoints are the directories of the app's root that the init mounts
 // its own filesystems over (devtmpfs, proc, sysfs, and tmpfs on /run and
@@ -59,6 +64,13 @@ type ImageConfig struct {
 	Rootfs        RootfsRef         `json:"rootfs"`
 	BootModes     []string          `json:"bootModes"` // "direct", "uefi", "bios"
 	Build         BuildInfo         `json:"build"`
+
+	// Digests of the other files of the layout. Optional: a layout's Verify
+	// checks each one that is set. KernelFile is the kernel file itself
+	// (Kernel.Digest is its bundle's); Disk is disk.img as built with --disk.
+	KernelFile *FileRef `json:"kernelFile,omitempty"`
+	Initrd     *FileRef `json:"initrd,omitempty"`
+	Disk       *FileRef `json:"disk,omitempty"`
 }
 
 // User is the uid and gid the init drops to before starting the app.
@@ -89,6 +101,12 @@ type RootfsRef struct {
 	// init finds the rootfs by it, on a bare virtio disk (direct boot) or a
 	// partition of disk.img alike.
 	SuperblockDigest string `json:"superblockDigest"`
+}
+
+// FileRef is the size and digest of one file of a layout.
+type FileRef struct {
+	Digest string `json:"digest"` // sha256:…
+	Size   int64  `json:"size"`
 }
 
 // BuildInfo records how the image was made; it holds nothing that changes

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+
+	"github.com/uniforge/packer-plugin-unikernel/spec"
 )
 
 // Boot modes.
@@ -49,11 +51,15 @@ func QEMUArgs(m Machine) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	if m.MemoryMiB <= 0 {
-		return nil, fmt.Errorf("memory %d MiB: must be positive", m.MemoryMiB)
+	if m.MemoryMiB < spec.MinMemoryBytes>>20 || m.MemoryMiB > spec.MaxMemoryBytes>>20 {
+		return nil, fmt.Errorf("memory %d MiB: outside %d MiB to %d MiB", m.MemoryMiB, spec.MinMemoryBytes>>20, spec.MaxMemoryBytes>>20)
 	}
-	if m.CPUs <= 0 {
-		return nil, fmt.Errorf("cpus %d: must be positive", m.CPUs)
+	if m.CPUs < spec.MinCPUs || m.CPUs > spec.MaxCPUs {
+		return nil, fmt.Errorf("cpus %d: outside %d to %d", m.CPUs, spec.MinCPUs, spec.MaxCPUs)
+	}
+	net, err := netArgs(m.Ports)
+	if err != nil {
+		return nil, err
 	}
 	args := []string{
 		"-nodefaults", "-no-user-config",
@@ -69,6 +75,9 @@ func QEMUArgs(m Machine) ([]string, error) {
 	}
 	switch m.Boot {
 	case BootDirect:
+		if err := checkCmdline(m.Cmdline); err != nil {
+			return nil, err
+		}
 		args = append(args,
 			"-kernel", m.Kernel,
 			"-initrd", m.Initrd,
@@ -94,7 +103,7 @@ func QEMUArgs(m Machine) ([]string, error) {
 	default:
 		return nil, fmt.Errorf("boot %q: want direct, uefi or bios", m.Boot)
 	}
-	return append(args, netArgs(m.Ports)...), nil
+	return append(args, net...), nil
 }
 
 // diskArgs attaches disk.img with snapshot=on: the guest's writes go to a
@@ -109,12 +118,30 @@ func diskArgs(disk string) []string {
 // netArgs gives the guest one virtio NIC on QEMU's user network, with a
 // hostfwd rule per forwarded port. The NIC has no option ROM (romfile=):
 // iPXE would only add a network boot attempt to firmware boots.
-func netArgs(ports []PortForward) []string {
+func netArgs(ports []PortForward) ([]string, error) {
 	netdev := "user,id=net0"
 	for _, p := range ports {
-		netdev += fmt.Sprintf(",hostfwd=%s:%s:%d-:%d", p.protocol(), p.hostIP(), p.HostPort, p.GuestPort)
+		if err := p.check(); err != nil {
+			return nil, err
+		}
+		// Every part is typed: a protocol name, an IPv4 address in dotted
+		// form, two numbers. No comma or other option can come through.
+		netdev += fmt.Sprintf(",hostfwd=%s:%s:%d-:%d", p.Protocol, p.hostIP(), p.HostPort, p.GuestPort)
 	}
-	return []string{"-netdev", netdev, "-device", "virtio-net-pci,netdev=net0,romfile="}
+	return []string{"-netdev", netdev, "-device", "virtio-net-pci,netdev=net0,romfile="}, nil
+}
+
+// checkCmdline wants printable ASCII of a length the kernel takes.
+func checkCmdline(s string) error {
+	if len(s) > spec.MaxCmdline {
+		return fmt.Errorf("kernel command line: %d bytes, more than %d", len(s), spec.MaxCmdline)
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] < 0x20 || s[i] > 0x7e {
+			return fmt.Errorf("kernel command line: byte %d is %q, want printable ASCII", i, s[i])
+		}
+	}
+	return nil
 }
 
 // escapeOption doubles commas, QEMU's escape for a comma inside an option

@@ -1,6 +1,7 @@
 package vm
 
 import (
+	"net/netip"
 	"slices"
 	"strings"
 	"testing"
@@ -22,7 +23,7 @@ func TestQEMUArgsDirectBoot(t *testing.T) {
 		Boot: BootDirect, Accel: AccelTCG, MemoryMiB: 256, CPUs: 2,
 		Kernel: "/l/kernel", Initrd: "/l/initrd", Rootfs: "/l,odd/rootfs.img",
 		Cmdline: "console=ttyS0 quiet",
-		Ports:   []PortForward{{HostPort: 8080, GuestPort: 80, Protocol: "tcp"}, {HostIP: "0.0.0.0", HostPort: 53, GuestPort: 53, Protocol: "udp"}},
+		Ports:   []PortForward{{HostPort: 8080, GuestPort: 80, Protocol: TCP}, {HostIP: netip.IPv4Unspecified(), HostPort: 53, GuestPort: 53, Protocol: UDP}},
 	}
 	args, err := QEMUArgs(m)
 	if err != nil {
@@ -112,22 +113,31 @@ func TestQEMUArgsBIOSBootUsesDefaultFirmware(t *testing.T) {
 
 func TestQEMUArgsRejectsBadMachines(t *testing.T) {
 	base := Machine{Boot: BootDirect, Accel: AccelTCG, MemoryMiB: 128, CPUs: 1}
-	bad := map[string]Machine{}
-	m := base
-	m.Boot = "pxe"
-	bad["boot"] = m
-	m = base
-	m.Accel = "hvf"
-	bad["accel"] = m
-	m = base
-	m.MemoryMiB = 0
-	bad["memory"] = m
-	m = base
-	m.CPUs = -1
-	bad["cpus"] = m
-	for field, m := range bad {
-		if _, err := QEMUArgs(m); err == nil || !strings.Contains(err.Error(), field) {
-			t.Errorf("bad %s: error %v should name it", field, err)
+	bad := []struct {
+		field string
+		edit  func(m *Machine)
+	}{
+		{"boot", func(m *Machine) { m.Boot = "pxe" }},
+		{"accel", func(m *Machine) { m.Accel = "hvf" }},
+		{"memory", func(m *Machine) { m.MemoryMiB = 0 }},
+		{"memory", func(m *Machine) { m.MemoryMiB = 1 << 20 }},
+		{"cpus", func(m *Machine) { m.CPUs = -1 }},
+		{"cpus", func(m *Machine) { m.CPUs = 65 }},
+		{"command line", func(m *Machine) { m.Cmdline = "quiet\ninit=/bin/sh" }},
+		{"protocol", func(m *Machine) { m.Ports = []PortForward{{HostPort: 1, GuestPort: 1, Protocol: 7}} }},
+		{"IPv4", func(m *Machine) {
+			m.Ports = []PortForward{{HostIP: netip.MustParseAddr("::1"), HostPort: 1, GuestPort: 1}}
+		}},
+		{"IPv4", func(m *Machine) {
+			m.Ports = []PortForward{{HostIP: netip.MustParseAddr("::ffff:127.0.0.1"), HostPort: 1, GuestPort: 1}}
+		}},
+		{"port 0", func(m *Machine) { m.Ports = []PortForward{{HostPort: 0, GuestPort: 1}} }},
+	}
+	for _, c := range bad {
+		m := base
+		c.edit(&m)
+		if _, err := QEMUArgs(m); err == nil || !strings.Contains(err.Error(), c.field) {
+			t.Errorf("bad %s: error %v should name it", c.field, err)
 		}
 	}
 }

@@ -15,6 +15,7 @@ type options struct {
 	ports         []PortForward
 	portsSet      bool
 	console       io.Writer
+	log           io.Writer
 	qemu          string
 	firmwareDirs  []string
 	extraCmdline  []string
@@ -41,6 +42,7 @@ func defaultOptions() options {
 		boot:          BootDirect,
 		accel:         AccelAuto,
 		console:       io.Discard,
+		log:           io.Discard,
 		qemu:          "qemu-system-x86_64",
 		firmwareDirs:  DefaultFirmwareDirs(),
 		stopGrace:     5 * time.Second,
@@ -55,20 +57,27 @@ func WithBoot(mode string) Option { return func(o *options) { o.boot = mode } }
 // WithAccel asks for AccelAuto (the default), AccelKVM or AccelTCG; see PickAccel.
 func WithAccel(accel string) Option { return func(o *options) { o.accel = accel } }
 
-// WithMemory overrides the image's memory size; 0 keeps the image's.
+// WithMemory overrides the image's memory size; 0 keeps the image's. Run
+// refuses a size below MinMemory of the boot mode or outside the image
+// bounds (spec.MinMemoryBytes to spec.MaxMemoryBytes).
 func WithMemory(bytes int64) Option { return func(o *options) { o.memoryBytes = bytes } }
 
 // WithCPUs overrides the image's CPU count; 0 keeps the image's.
 func WithCPUs(n int) Option { return func(o *options) { o.cpus = n } }
 
-// WithPorts sets the forwarded ports, replacing DefaultPorts(config); with
-// no arguments nothing is forwarded.
+// WithPorts forwards ports instead of DefaultPorts(config); several
+// WithPorts add up (one per -p flag), and WithPorts() alone forwards
+// nothing.
 func WithPorts(ports ...PortForward) Option {
 	return func(o *options) {
-		o.ports = append([]PortForward(nil), ports...)
+		o.ports = append(o.ports, ports...)
 		o.portsSet = true
 	}
 }
+
+// WithLog is where Run writes notices for the user, e.g. that it raised
+// the memory for the boot mode (default: discarded).
+func WithLog(w io.Writer) Option { return func(o *options) { o.log = w } }
 
 // WithConsole streams the guest's serial console to w as it comes.
 func WithConsole(w io.Writer) Option { return func(o *options) { o.console = w } }

@@ -1,7 +1,9 @@
 package vm
 
 import (
+	"errors"
 	"net"
+	"net/netip"
 	"reflect"
 	"strconv"
 	"strings"
@@ -12,11 +14,11 @@ import (
 
 func TestParsePortForward(t *testing.T) {
 	good := map[string]PortForward{
-		"8080":                  {HostPort: 8080, GuestPort: 8080, Protocol: "tcp"},
-		"8080:80":               {HostPort: 8080, GuestPort: 80, Protocol: "tcp"},
-		"0.0.0.0:8080:80":       {HostIP: "0.0.0.0", HostPort: 8080, GuestPort: 80, Protocol: "tcp"},
-		"127.0.0.1:53:5353/udp": {HostIP: "127.0.0.1", HostPort: 53, GuestPort: 5353, Protocol: "udp"},
-		"9000:9000/TCP":         {HostPort: 9000, GuestPort: 9000, Protocol: "tcp"},
+		"8080":                  {HostPort: 8080, GuestPort: 8080, Protocol: TCP},
+		"8080:80":               {HostPort: 8080, GuestPort: 80, Protocol: TCP},
+		"0.0.0.0:8080:80":       {HostIP: netip.IPv4Unspecified(), HostPort: 8080, GuestPort: 80, Protocol: TCP},
+		"127.0.0.1:53:5353/udp": {HostIP: DefaultHostIP(), HostPort: 53, GuestPort: 5353, Protocol: UDP},
+		"9000:9000/TCP":         {HostPort: 9000, GuestPort: 9000, Protocol: TCP},
 	}
 	for in, want := range good {
 		got, err := ParsePortForward(in)
@@ -38,6 +40,12 @@ func TestParsePortForward(t *testing.T) {
 		"localhost:80:80":  "not an IPv4 address",
 		"::1:80:80":        "too many",
 		"1.2.3.4:80:80:90": "too many",
+		"80:80/tcp,guestfwd=tcp:10.0.2.100:1-cmd:touch /tmp/x": "neither tcp nor udp",
+		"0.0.0.0,smb=x:80:80":     "not an IPv4 address",
+		"01.2.3.4:80:80":          "not an IPv4 address",
+		"80,hostfwd=tcp-1:80":     "host port",
+		"80:80,hostfwd=tcp":       "guest port",
+		"99999999999999999999:80": "host port",
 	}
 	for in, wantMsg := range bad {
 		_, err := ParsePortForward(in)
@@ -52,31 +60,49 @@ func TestParsePortForward(t *testing.T) {
 }
 
 func TestPortForwardStringRoundTrips(t *testing.T) {
-	p := PortForward{HostPort: 8080, GuestPort: 80, Protocol: "udp"}
+	p := PortForward{HostPort: 8080, GuestPort: 80, Protocol: UDP}
 	if got := p.String(); got != "127.0.0.1:8080:80/udp" {
 		t.Fatalf("String() = %q", got)
 	}
 	back, err := ParsePortForward(p.String())
-	if err != nil || back.HostPort != 8080 || back.GuestPort != 80 || back.Protocol != "udp" || back.HostIP != DefaultHostIP {
+	if err != nil || back.HostPort != 8080 || back.GuestPort != 80 || back.Protocol != UDP || back.HostIP != DefaultHostIP() {
 		t.Fatalf("round trip of %s gave %+v, %v", p, back, err)
 	}
 }
 
 func TestDefaultPortsForwardsEveryExposedPortOnLoopback(t *testing.T) {
-	cfg := spec.ImageConfig{ExposedPorts: []spec.Port{{Port: 8083, Protocol: "tcp"}, {Port: 53, Protocol: "udp"}, {Port: 9000}}}
+	cfg := spec.ImageConfig{ExposedPorts: []spec.Port{{Port: 8083, Protocol: "tcp"}, {Port: 53, Protocol: "udp"}}}
 	want := []PortForward{
-		{HostPort: 8083, GuestPort: 8083, Protocol: "tcp"},
-		{HostPort: 53, GuestPort: 53, Protocol: "udp"},
-		{HostPort: 9000, GuestPort: 9000, Protocol: "tcp"},
+		{HostPort: 8083, GuestPort: 8083, Protocol: TCP},
+		{HostPort: 53, GuestPort: 53, Protocol: UDP},
 	}
-	got := DefaultPorts(cfg)
-	if !reflect.DeepEqual(got, want) {
-		t.Fatalf("DefaultPorts = %+v, want %+v", got, want)
+	got, err := DefaultPorts(cfg)
+	if err != nil || !reflect.DeepEqual(got, want) {
+		t.Fatalf("DefaultPorts = %+v, %v; want %+v", got, err, want)
 	}
 	for _, p := range got {
-		if p.hostIP() != "127.0.0.1" {
+		if p.hostIP() != netip.MustParseAddr("127.0.0.1") {
 			t.Errorf("%s listens on %s, want loopback", p, p.hostIP())
 		}
+	}
+	cfg.ExposedPorts = []spec.Port{{Port: 80, Protocol: "tcp,hostfwd=tcp:0.0.0.0:1-:1"}}
+	if _, err := DefaultPorts(cfg); err == nil || !strings.Contains(err.Error(), "exposedPorts[0].protocol") {
+		t.Fatalf("a hostile protocol: %v", err)
+	}
+}
+
+func TestDefaultPortsForwardsAtMost64(t *testing.T) {
+	var cfg spec.ImageConfig
+	for p := 1; p <= 65535; p++ {
+		cfg.ExposedPorts = append(cfg.ExposedPorts, spec.Port{Port: uint16(p), Protocol: "tcp"})
+	}
+	_, err := DefaultPorts(cfg)
+	if !errors.Is(err, ErrTooManyPorts) || !strings.Contains(err.Error(), "exposes 65535 ports") || !strings.Contains(err.Error(), "-p") {
+		t.Fatalf("EXPOSE 1-65535: %v; want a refusal that points at -p", err)
+	}
+	cfg.ExposedPorts = cfg.ExposedPorts[:MaxDefaultPorts]
+	if got, err := DefaultPorts(cfg); err != nil || len(got) != MaxDefaultPorts {
+		t.Fatalf("%d ports: %d forwards, %v", MaxDefaultPorts, len(got), err)
 	}
 }
 
@@ -101,12 +127,23 @@ func TestCheckPortsFreeNamesTheBusyPort(t *testing.T) {
 }
 
 func TestCheckNoDuplicateHostPorts(t *testing.T) {
-	dup := []PortForward{{HostPort: 80, GuestPort: 80}, {HostPort: 80, GuestPort: 81, Protocol: "tcp"}}
+	dup := []PortForward{{HostPort: 80, GuestPort: 80}, {HostPort: 80, GuestPort: 81, Protocol: TCP}}
 	if err := checkNoDuplicateHostPorts(dup); err == nil || !strings.Contains(err.Error(), "80/tcp") {
 		t.Fatalf("duplicate host port: got %v", err)
 	}
-	ok := []PortForward{{HostPort: 53, GuestPort: 53, Protocol: "tcp"}, {HostPort: 53, GuestPort: 53, Protocol: "udp"}}
+	ok := []PortForward{{HostPort: 53, GuestPort: 53, Protocol: TCP}, {HostPort: 53, GuestPort: 53, Protocol: UDP}}
 	if err := checkNoDuplicateHostPorts(ok); err != nil {
 		t.Fatalf("tcp and udp on one port are distinct: %v", err)
+	}
+}
+
+func TestWithPortsAddsUp(t *testing.T) {
+	a, b := PortForward{HostPort: 1, GuestPort: 1}, PortForward{HostPort: 2, GuestPort: 2, Protocol: UDP}
+	o := newOptions([]Option{WithPorts(a), WithPorts(b)})
+	if !reflect.DeepEqual(o.ports, []PortForward{a, b}) || !o.portsSet {
+		t.Fatalf("two WithPorts: %+v", o.ports)
+	}
+	if o := newOptions([]Option{WithPorts()}); len(o.ports) != 0 || !o.portsSet {
+		t.Fatalf("WithPorts(): %+v", o)
 	}
 }

@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -13,29 +12,31 @@ import (
 	"testing"
 	"time"
 
+	"github.com/uniforge/packer-plugin-unikernel/internal/testtool"
+	"github.com/uniforge/packer-plugin-unikernel/layout"
+	"github.com/uniforge/packer-plugin-unikernel/layout/layouttest"
 	"github.com/uniforge/packer-plugin-unikernel/spec"
 )
 
-// bootLayout makes a direct-boot layout around the Debian kernel and the
-// test init. The rootfs is a placeholder: the test init does not mount it.
-func bootLayout(t *testing.T) string {
+// bootLayout makes a verified direct-boot layout around the Debian kernel
+// and the test init, packed as /init by the real initrd writer beside the
+// init config the layout's Verify checks. The rootfs is a placeholder: the
+// test init does not mount it.
+func bootLayout(t *testing.T) *layout.Layout {
 	t.Helper()
-	if _, err := exec.LookPath("qemu-system-x86_64"); err != nil {
-		t.Skip("qemu-system-x86_64 not found (apt-get install qemu-system-x86)")
-	}
+	testtool.NeedVM(t)
 	kernel, err := os.ReadFile(testKernel(t))
 	if err != nil {
 		t.Fatal(err)
 	}
-	initrd, err := os.ReadFile(testInitrd(t))
-	if err != nil {
+	cfg := layouttest.Config()
+	cfg.ExposedPorts = nil
+	cfg.Cmdline = "console=ttyS0 panic=-1 quiet"
+	l := openLayout(t, cfg, layouttest.Files{Kernel: kernel, Initrd: map[string][]byte{"/init": testInit(t)}})
+	if err := l.Verify(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	cfg := spec.ImageConfig{SchemaVersion: 1, MemoryBytes: 128 << 20, CPUs: 1,
-		Cmdline: "console=ttyS0 panic=-1 quiet", BootModes: []string{BootDirect}}
-	return writeLayout(t, cfg, map[string][]byte{
-		spec.KernelFile: kernel, spec.InitrdFile: initrd, spec.RootfsFile: make([]byte, 4096),
-	})
+	return l
 }
 
 // syncBuffer is a console the test reads while QEMU writes it.
@@ -57,12 +58,12 @@ func (b *syncBuffer) String() string {
 }
 
 func TestRunBootsAndReturnsTheAppExitStatus(t *testing.T) {
-	layout := bootLayout(t)
+	l := bootLayout(t)
 	for _, want := range []int{3, 0} {
 		var console syncBuffer
 		var execAt time.Time
 		start := time.Now()
-		status, err := Run(context.Background(), layout,
+		status, err := Run(context.Background(), l,
 			WithAccel(AccelAuto), WithConsole(&console), WithTimeout(2*time.Minute),
 			WithKernelArgs("unitest=exit", "unitest_status="+strconv.Itoa(want)),
 			WithExecHook(func(seen time.Time) { execAt = seen }))
@@ -83,8 +84,8 @@ func TestRunBootsAndReturnsTheAppExitStatus(t *testing.T) {
 }
 
 func TestRunReportsAGuestThatDiesWithoutExitLine(t *testing.T) {
-	layout := bootLayout(t)
-	_, err := Run(context.Background(), layout, WithTimeout(2*time.Minute), WithKernelArgs("unitest=panic"))
+	l := bootLayout(t)
+	_, err := Run(context.Background(), l, WithTimeout(2*time.Minute), WithKernelArgs("unitest=panic"))
 	if err == nil {
 		t.Fatal("a guest that panicked gave no error")
 	}
@@ -98,27 +99,27 @@ func TestRunReportsAGuestThatDiesWithoutExitLine(t *testing.T) {
 }
 
 func TestRunStopsAGuestThatPrintsItsStatusButDoesNotPowerOff(t *testing.T) {
-	layout := bootLayout(t)
+	l := bootLayout(t)
 	shortGrace := func(o *options) { o.poweroffGrace = time.Second }
-	status, err := Run(context.Background(), layout, WithTimeout(2*time.Minute), shortGrace,
+	status, err := Run(context.Background(), l, WithTimeout(2*time.Minute), shortGrace,
 		WithKernelArgs("unitest=hang", "unitest_status=5"))
 	if err != nil || status != 5 {
 		t.Fatalf("hung guest after its exit line: status %d, %v; want 5 and no error", status, err)
 	}
-	if left := qemuPidsUsing(t, layout); len(left) != 0 {
+	if left := qemuPidsUsing(t, l.Dir()); len(left) != 0 {
 		t.Fatalf("QEMU left behind: pids %v", left)
 	}
 }
 
 func TestRunStopsQEMUWhenCancelled(t *testing.T) {
-	layout := bootLayout(t)
+	l := bootLayout(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	execSeen := make(chan struct{})
 	var once sync.Once
 	done := make(chan error, 1)
 	go func() {
-		_, err := Run(ctx, layout, WithTimeout(2*time.Minute), WithKernelArgs("unitest=sleep"),
+		_, err := Run(ctx, l, WithTimeout(2*time.Minute), WithKernelArgs("unitest=sleep"),
 			WithExecHook(func(time.Time) { once.Do(func() { close(execSeen) }) }))
 		done <- err
 	}()
@@ -129,9 +130,9 @@ func TestRunStopsQEMUWhenCancelled(t *testing.T) {
 	case <-time.After(2 * time.Minute):
 		t.Fatal("guest never printed its exec line")
 	}
-	pids := qemuPidsUsing(t, layout)
+	pids := qemuPidsUsing(t, l.Dir())
 	if len(pids) != 1 {
-		t.Fatalf("while the guest sleeps, QEMU processes using %s: %v, want one", layout, pids)
+		t.Fatalf("while the guest sleeps, QEMU processes using %s: %v, want one", l.Dir(), pids)
 	}
 	cancel()
 	select {
@@ -142,7 +143,7 @@ func TestRunStopsQEMUWhenCancelled(t *testing.T) {
 	case <-time.After(30 * time.Second):
 		t.Fatal("Run did not return after cancel")
 	}
-	if left := qemuPidsUsing(t, layout); len(left) != 0 {
+	if left := qemuPidsUsing(t, l.Dir()); len(left) != 0 {
 		t.Fatalf("QEMU left behind after cancel: pids %v", left)
 	}
 	if _, err := os.Stat("/proc/" + pids[0]); err == nil {
@@ -156,7 +157,7 @@ func qemuPidsUsing(t *testing.T, layout string) []string {
 	t.Helper()
 	entries, err := os.ReadDir("/proc")
 	if err != nil {
-		t.Skipf("no /proc to look for QEMU processes: %v", err)
+		testtool.Missing(t, "/proc to look for QEMU processes: %v", err)
 	}
 	var pids []string
 	for _, e := range entries {
@@ -180,7 +181,7 @@ func firmwareCopy(t *testing.T) string {
 	t.Helper()
 	fw, err := findOVMF(DefaultFirmwareDirs())
 	if err != nil || fw.Code == "" {
-		t.Skipf("no split OVMF firmware (apt-get install ovmf): %v", err)
+		testtool.Missing(t, "split OVMF firmware (apt-get install ovmf): %v", err)
 	}
 	dir := t.TempDir()
 	for src, name := range map[string]string{fw.Code: "OVMF_CODE.fd", fw.Vars: "OVMF_VARS.fd"} {
@@ -214,16 +215,16 @@ func (c *cancelOnConsole) Write(p []byte) (int, error) {
 // an empty disk: it proves the firmware arrangement runs and prints to the
 // serial console, and that the vars template is left alone.
 func TestRunUEFIStartsOVMFOnTheSerialConsole(t *testing.T) {
-	layout := bootLayout(t)
+	l := bootLayout(t)
 	fwDir := firmwareCopy(t)
 	varsBefore, _ := os.ReadFile(filepath.Join(fwDir, "OVMF_VARS.fd"))
-	if err := os.WriteFile(filepath.Join(layout, spec.DiskFile), make([]byte, 1<<20), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(l.Dir(), spec.DiskFile), make([]byte, 1<<20), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	console := &cancelOnConsole{want: "BdsDxe", cancel: cancel}
-	_, err := Run(ctx, layout, WithBoot(BootUEFI), WithFirmwareDirs(fwDir), WithConsole(console), WithTimeout(2*time.Minute))
+	_, err := Run(ctx, l, WithBoot(BootUEFI), WithFirmwareDirs(fwDir), WithConsole(console), WithTimeout(2*time.Minute))
 	if !errors.Is(err, context.Canceled) || !strings.Contains(console.String(), "BdsDxe") {
 		t.Fatalf("UEFI boot: %v\nconsole:\n%s", err, console.String())
 	}
@@ -231,22 +232,22 @@ func TestRunUEFIStartsOVMFOnTheSerialConsole(t *testing.T) {
 	if !bytes.Equal(varsBefore, varsAfter) {
 		t.Fatal("the OVMF vars template was modified")
 	}
-	if left := qemuPidsUsing(t, layout); len(left) != 0 {
+	if left := qemuPidsUsing(t, l.Dir()); len(left) != 0 {
 		t.Fatalf("QEMU left behind: pids %v", left)
 	}
 }
 
 func TestRunTimesOut(t *testing.T) {
-	layout := bootLayout(t)
+	l := bootLayout(t)
 	start := time.Now()
-	_, err := Run(context.Background(), layout, WithTimeout(3*time.Second), WithKernelArgs("unitest=sleep"))
+	_, err := Run(context.Background(), l, WithTimeout(3*time.Second), WithKernelArgs("unitest=sleep"))
 	if err == nil || !strings.Contains(err.Error(), "timed out after 3s") {
 		t.Fatalf("want a timeout error, got %v", err)
 	}
 	if elapsed := time.Since(start); elapsed > 20*time.Second {
 		t.Fatalf("timeout of 3s took %v", elapsed)
 	}
-	if left := qemuPidsUsing(t, layout); len(left) != 0 {
+	if left := qemuPidsUsing(t, l.Dir()); len(left) != 0 {
 		t.Fatalf("QEMU left behind: pids %v", left)
 	}
 }

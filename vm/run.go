@@ -2,7 +2,6 @@ package vm
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -13,13 +12,18 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/uniforge/packer-plugin-unikernel/layout"
 	"github.com/uniforge/packer-plugin-unikernel/spec"
 )
 
 const (
-	defaultMemoryBytes = 128 << 20
-	consoleTailLines   = 20
-	stderrTailBytes    = 4096
+	consoleTailLines = 20
+	stderrTailBytes  = 4096
+	// uefiMinMemory is the least RAM the UEFI path boots the default kernel
+	// in: OVMF keeps a large share of a small guest, and GRUB's EFI loader
+	// then fails to place the kernel (measured: 192 MiB fails, 256 MiB
+	// boots; BIOS and direct boots need only what the kernel needs).
+	uefiMinMemory = 256 << 20
 )
 
 var (
@@ -28,13 +32,31 @@ var (
 	errQEMUMissing = errors.New("QEMU not found: install the package qemu-system-x86 (apt-get install qemu-system-x86)")
 )
 
-// Run boots the image layout in layoutDir under QEMU and returns the app's
-// exit status, read from the init's console line spec.ExitMarker. It stops
-// QEMU (SIGTERM, then SIGKILL after the stop grace) when ctx is cancelled,
-// and never returns while QEMU still runs.
-func Run(ctx context.Context, layoutDir string, opts ...Option) (int, error) {
+// MinMemory is the least guest RAM, in bytes, that a boot mode boots in.
+// Run raises an image's smaller MEMORY to it, with a notice, and refuses a
+// smaller WithMemory.
+func MinMemory(boot string) int64 {
+	if boot == BootUEFI {
+		return uefiMinMemory
+	}
+	return spec.MinMemoryBytes
+}
+
+// Run boots the image layout l under QEMU and returns the app's exit
+// status, read from the init's console line spec.ExitMarker. A layout not
+// yet verified is verified first (layout.Verify): nothing boots that does
+// not match its config.json. QEMU's arguments are built from the validated
+// config's typed values only. Run stops QEMU (SIGTERM, then SIGKILL after
+// the stop grace) when ctx is cancelled, and never returns while QEMU
+// still runs.
+func Run(ctx context.Context, l *layout.Layout, opts ...Option) (int, error) {
 	o := newOptions(opts)
-	cfg, err := LoadConfig(layoutDir)
+	if !l.Verified() {
+		if err := l.Verify(ctx); err != nil {
+			return -1, err
+		}
+	}
+	m, err := plan(l.Dir(), l.Config(), l.HasDisk(), o)
 	if err != nil {
 		return -1, err
 	}
@@ -43,9 +65,7 @@ func Run(ctx context.Context, layoutDir string, opts ...Option) (int, error) {
 		return -1, fmt.Errorf("scratch directory: %w", err)
 	}
 	defer os.RemoveAll(scratch)
-
-	m, err := plan(layoutDir, cfg, o, scratch)
-	if err != nil {
+	if err := prepare(&m, o, scratch); err != nil {
 		return -1, err
 	}
 	args, err := QEMUArgs(m)
@@ -59,97 +79,94 @@ func Run(ctx context.Context, layoutDir string, opts ...Option) (int, error) {
 	return runQEMU(ctx, qemu, args, o)
 }
 
-// LoadConfig reads config.json of an image layout.
-func LoadConfig(layoutDir string) (spec.ImageConfig, error) {
-	path := filepath.Join(layoutDir, spec.ConfigFile)
-	var cfg spec.ImageConfig
-	data, err := os.ReadFile(path)
+// plan turns the options and a layout's validated config into a Machine,
+// without looking at the host: everything QEMU's command line holds but
+// the accelerator and the firmware comes from here.
+func plan(dir string, cfg spec.ImageConfig, hasDisk bool, o options) (Machine, error) {
+	m := Machine{Boot: o.boot, CPUs: cfg.CPUs}
+	memory, err := guestMemory(cfg.MemoryBytes, o)
 	if err != nil {
-		return cfg, fmt.Errorf("image config: %w", err)
+		return m, err
 	}
-	if err := json.Unmarshal(data, &cfg); err != nil {
-		return cfg, fmt.Errorf("image config %s: %w", path, err)
-	}
-	return cfg, nil
-}
-
-// plan resolves the options, the image config and the host into a Machine.
-func plan(layoutDir string, cfg spec.ImageConfig, o options, scratch string) (Machine, error) {
-	m := Machine{
-		Boot:      o.boot,
-		MemoryMiB: memoryMiB(firstNonZero(o.memoryBytes, cfg.MemoryBytes, defaultMemoryBytes)),
-		CPUs:      int(firstNonZero(int64(o.cpus), int64(cfg.CPUs), 1)),
-		Ports:     DefaultPorts(cfg),
+	m.MemoryMiB = memoryMiB(memory)
+	if o.cpus != 0 {
+		if o.cpus < spec.MinCPUs || o.cpus > spec.MaxCPUs {
+			return m, fmt.Errorf("cpus %d: outside %d to %d", o.cpus, spec.MinCPUs, spec.MaxCPUs)
+		}
+		m.CPUs = o.cpus
 	}
 	if o.portsSet {
 		m.Ports = o.ports
+	} else if m.Ports, err = DefaultPorts(cfg); err != nil {
+		return m, err
 	}
-	in := func(name string) string { return filepath.Join(layoutDir, name) }
+	if err := checkNoDuplicateHostPorts(m.Ports); err != nil {
+		return m, err
+	}
+	in := func(name string) string { return filepath.Join(dir, name) }
 	switch o.boot {
 	case BootDirect:
 		m.Kernel, m.Initrd, m.Rootfs = in(spec.KernelFile), in(spec.InitrdFile), in(spec.RootfsFile)
-		if err := requireFiles(m.Kernel, m.Initrd, m.Rootfs); err != nil {
-			return m, fmt.Errorf("direct boot of %s: %w", layoutDir, err)
-		}
 		m.Cmdline = strings.Join(append([]string{cfg.Cmdline}, o.extraCmdline...), " ")
-	case BootUEFI, BootBIOS:
-		m.Disk = in(spec.DiskFile)
-		if err := requireFiles(m.Disk); err != nil {
-			return m, fmt.Errorf("%s boot of %s needs %s, a disk image: build the image with --disk (%w)", o.boot, layoutDir, spec.DiskFile, err)
+		if err := checkCmdline(m.Cmdline); err != nil {
+			return m, err
 		}
+	case BootUEFI, BootBIOS:
+		if !hasDisk {
+			return m, fmt.Errorf("%s boot of %s needs %s, a disk image: build the image with --disk", o.boot, dir, spec.DiskFile)
+		}
+		m.Disk = in(spec.DiskFile)
 		if len(o.extraCmdline) > 0 {
 			return m, fmt.Errorf("%s boot: extra kernel arguments %q work with direct boot only (the disk's loader has its own command line)", o.boot, o.extraCmdline)
 		}
 	default:
 		return m, fmt.Errorf("boot %q: want direct, uefi or bios", o.boot)
 	}
-	if o.boot == BootUEFI {
+	return m, nil
+}
+
+// guestMemory is the RAM the guest gets: the option's, else the image's
+// raised to the boot mode's floor with a notice.
+func guestMemory(image int64, o options) (int64, error) {
+	floor := MinMemory(o.boot)
+	if o.memoryBytes != 0 {
+		if o.memoryBytes < floor {
+			return 0, fmt.Errorf("memory %d MiB: a %s boot needs at least %d MiB (the firmware and boot loader take their share)", o.memoryBytes>>20, o.boot, floor>>20)
+		}
+		if o.memoryBytes > spec.MaxMemoryBytes {
+			return 0, fmt.Errorf("memory %d MiB: more than %d MiB", o.memoryBytes>>20, spec.MaxMemoryBytes>>20)
+		}
+		return o.memoryBytes, nil
+	}
+	if image < floor {
+		fmt.Fprintf(o.log, "uni: %s boot: the guest gets %d MiB instead of the image's %d MiB, which the firmware and boot loader leave too little of\n", o.boot, floor>>20, image>>20)
+		return floor, nil
+	}
+	return image, nil
+}
+
+// prepare settles what depends on the host: the accelerator, a private copy
+// of the UEFI variable store, and that the host ports are free.
+func prepare(m *Machine, o options, scratch string) error {
+	if m.Boot == BootUEFI {
 		fw, err := findOVMF(o.firmwareDirs)
 		if err != nil {
-			return m, err
+			return err
 		}
 		if m.Firmware, err = privateVars(fw, scratch); err != nil {
-			return m, err
+			return err
 		}
 	}
 	accel, err := PickAccel(o.accel)
 	if err != nil {
-		return m, err
+		return err
 	}
 	m.Accel = accel
-	if err := checkNoDuplicateHostPorts(m.Ports); err != nil {
-		return m, err
-	}
-	if err := checkPortsFree(m.Ports); err != nil {
-		return m, err
-	}
-	return m, nil
-}
-
-func firstNonZero(values ...int64) int64 {
-	for _, v := range values {
-		if v != 0 {
-			return v
-		}
-	}
-	return 0
+	return checkPortsFree(m.Ports)
 }
 
 // memoryMiB rounds up to QEMU's unit, so a request is never cut short.
 func memoryMiB(bytes int64) int64 { return (bytes + 1<<20 - 1) >> 20 }
-
-func requireFiles(paths ...string) error {
-	for _, p := range paths {
-		info, err := os.Stat(p)
-		if err != nil {
-			return err
-		}
-		if !info.Mode().IsRegular() {
-			return fmt.Errorf("%s: not a regular file", p)
-		}
-	}
-	return nil
-}
 
 // runQEMU starts QEMU, streams and scans its console, and waits for it.
 func runQEMU(ctx context.Context, qemu string, args []string, o options) (int, error) {

@@ -2,7 +2,7 @@ package vm
 
 import (
 	"context"
-	"encoding/json"
+	"errors"
 	"net"
 	"os"
 	"path/filepath"
@@ -10,58 +10,68 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/uniforge/packer-plugin-unikernel/layout"
+	"github.com/uniforge/packer-plugin-unikernel/layout/layouttest"
 	"github.com/uniforge/packer-plugin-unikernel/spec"
 )
 
-// writeLayout makes an image layout in a temp dir with the given files
-// (name → content) and config.
-func writeLayout(t *testing.T, cfg spec.ImageConfig, files map[string][]byte) string {
+// openLayout writes a valid layout with cfg (digests filled in) and opens it.
+func openLayout(t *testing.T, cfg spec.ImageConfig, files layouttest.Files) *layout.Layout {
 	t.Helper()
 	dir := t.TempDir()
-	data, err := json.Marshal(cfg)
+	if _, err := layouttest.Write(dir, cfg, files); err != nil {
+		t.Fatal(err)
+	}
+	l, err := layout.Open(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	files[spec.ConfigFile] = data
-	for name, content := range files {
-		if err := os.WriteFile(filepath.Join(dir, name), content, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return dir
-}
-
-func directFiles() map[string][]byte {
-	return map[string][]byte{spec.KernelFile: []byte("k"), spec.InitrdFile: []byte("i"), spec.RootfsFile: []byte("r")}
+	return l
 }
 
 func TestRunExplainsMissingDiskForFirmwareBoots(t *testing.T) {
-	dir := writeLayout(t, spec.ImageConfig{}, directFiles())
+	l := openLayout(t, layouttest.Config(), layouttest.Files{})
 	for _, boot := range []string{BootUEFI, BootBIOS} {
-		_, err := Run(context.Background(), dir, WithBoot(boot), WithAccel(AccelTCG))
+		_, err := Run(context.Background(), l, WithBoot(boot), WithAccel(AccelTCG))
 		if err == nil || !strings.Contains(err.Error(), "--disk") || !strings.Contains(err.Error(), spec.DiskFile) {
 			t.Errorf("%s boot without disk.img: %v; want a hint to build with --disk", boot, err)
 		}
 	}
 }
 
-func TestRunNamesMissingLayoutFiles(t *testing.T) {
-	files := directFiles()
-	delete(files, spec.InitrdFile)
-	dir := writeLayout(t, spec.ImageConfig{}, files)
-	_, err := Run(context.Background(), dir, WithAccel(AccelTCG))
-	if err == nil || !strings.Contains(err.Error(), filepath.Join(dir, spec.InitrdFile)) {
-		t.Fatalf("missing initrd: %v", err)
+func TestRunVerifiesTheLayoutBeforeQEMU(t *testing.T) {
+	l := openLayout(t, layouttest.Config(), layouttest.Files{})
+	p := filepath.Join(l.Dir(), spec.RootfsFile)
+	data, _ := os.ReadFile(p)
+	data[100] ^= 0xff
+	os.WriteFile(p, data, 0o644)
+	// A QEMU that does not exist proves the check comes first.
+	_, err := Run(context.Background(), l, WithAccel(AccelTCG), WithQEMU("qemu-system-does-not-exist"))
+	if !errors.Is(err, layout.ErrMismatch) || !strings.Contains(err.Error(), spec.RootfsFile) {
+		t.Fatalf("tampered rootfs.img: %v", err)
 	}
-	_, err = Run(context.Background(), t.TempDir())
-	if err == nil || !strings.Contains(err.Error(), spec.ConfigFile) {
-		t.Fatalf("missing config.json: %v", err)
+}
+
+func TestRunRefusesTooManyDefaultPortsButTakesChosenOnes(t *testing.T) {
+	cfg := layouttest.Config()
+	cfg.ExposedPorts = nil
+	for p := 1; p <= 1000; p++ {
+		cfg.ExposedPorts = append(cfg.ExposedPorts, spec.Port{Port: uint16(p), Protocol: "udp"})
+	}
+	l := openLayout(t, cfg, layouttest.Files{})
+	_, err := Run(context.Background(), l, WithAccel(AccelTCG), WithQEMU("qemu-system-does-not-exist"))
+	if !errors.Is(err, ErrTooManyPorts) {
+		t.Fatalf("1000 exposed ports: %v", err)
+	}
+	_, err = Run(context.Background(), l, WithAccel(AccelTCG), WithQEMU("qemu-system-does-not-exist"), WithPorts())
+	if err == nil || !strings.Contains(err.Error(), "qemu-system-x86") {
+		t.Fatalf("no forwards chosen: %v; want to get as far as looking for QEMU", err)
 	}
 }
 
 func TestRunNamesTheQEMUPackageWhenQEMUIsMissing(t *testing.T) {
-	dir := writeLayout(t, spec.ImageConfig{}, directFiles())
-	_, err := Run(context.Background(), dir, WithAccel(AccelTCG), WithQEMU("qemu-system-does-not-exist"))
+	l := openLayout(t, layouttest.Config(), layouttest.Files{})
+	_, err := Run(context.Background(), l, WithAccel(AccelTCG), WithQEMU("qemu-system-does-not-exist"))
 	if err == nil || !strings.Contains(err.Error(), "qemu-system-x86") {
 		t.Fatalf("missing QEMU: %v; want the apt package named", err)
 	}
@@ -74,50 +84,74 @@ func TestRunRefusesAPortInUseBeforeStartingQEMU(t *testing.T) {
 	}
 	defer ln.Close()
 	busy := uint16(ln.Addr().(*net.TCPAddr).Port)
-	dir := writeLayout(t, spec.ImageConfig{ExposedPorts: []spec.Port{{Port: busy, Protocol: "tcp"}}}, directFiles())
+	cfg := layouttest.Config()
+	cfg.ExposedPorts = []spec.Port{{Port: busy, Protocol: "tcp"}}
+	l := openLayout(t, cfg, layouttest.Files{})
 	// A QEMU that does not exist proves the check comes first.
-	_, err = Run(context.Background(), dir, WithAccel(AccelTCG), WithQEMU("qemu-system-does-not-exist"))
+	_, err = Run(context.Background(), l, WithAccel(AccelTCG), WithQEMU("qemu-system-does-not-exist"))
 	if err == nil || !strings.Contains(err.Error(), strconv.Itoa(int(busy))) {
 		t.Fatalf("busy port %d: %v", busy, err)
 	}
 }
 
 func TestPlanTakesMemoryAndCPUsFromConfigUnlessOverridden(t *testing.T) {
-	cfg := spec.ImageConfig{MemoryBytes: 200 << 20, CPUs: 2, Cmdline: "console=ttyS0"}
-	dir := writeLayout(t, cfg, directFiles())
+	cfg := layouttest.Config()
+	cfg.MemoryBytes, cfg.CPUs, cfg.Cmdline = 200<<20, 2, "console=ttyS0"
 	o := defaultOptions()
-	o.accel = AccelTCG
-	m, err := plan(dir, cfg, o, t.TempDir())
+	m, err := plan("/l", cfg, false, o)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if m.MemoryMiB != 200 || m.CPUs != 2 || m.Cmdline != "console=ttyS0" {
+	if m.MemoryMiB != 200 || m.CPUs != 2 || m.Cmdline != "console=ttyS0" || m.Kernel != "/l/kernel" {
 		t.Fatalf("from config: %+v", m)
 	}
 	for _, opt := range []Option{WithMemory(64 << 20), WithCPUs(4), WithKernelArgs("debug", "x=1")} {
 		opt(&o)
 	}
-	if m, err = plan(dir, cfg, o, t.TempDir()); err != nil {
+	if m, err = plan("/l", cfg, false, o); err != nil {
 		t.Fatal(err)
 	}
 	if m.MemoryMiB != 64 || m.CPUs != 4 || m.Cmdline != "console=ttyS0 debug x=1" {
 		t.Fatalf("overridden: %+v", m)
 	}
-	if m, err = plan(dir, spec.ImageConfig{}, defaultOptionsWith(WithAccel(AccelTCG)), t.TempDir()); err != nil || m.MemoryMiB != 128 || m.CPUs != 1 {
-		t.Fatalf("defaults: %+v, %v", m, err)
+	for _, bad := range []Option{WithCPUs(65), WithMemory(16 << 20), WithMemory(65 << 30), WithKernelArgs("a\nb")} {
+		if _, err := plan("/l", cfg, false, defaultOptionsWith(bad)); err == nil {
+			t.Errorf("bad option accepted: %+v", defaultOptionsWith(bad))
+		}
 	}
 }
 
-func TestPlanCopiesUEFIVarsAndLeavesTheTemplateAlone(t *testing.T) {
+func TestMemoryFloorPerBootMode(t *testing.T) {
+	if MinMemory(BootUEFI) != 256<<20 || MinMemory(BootDirect) != spec.MinMemoryBytes || MinMemory(BootBIOS) != spec.MinMemoryBytes {
+		t.Fatalf("floors: uefi %d, direct %d, bios %d", MinMemory(BootUEFI), MinMemory(BootDirect), MinMemory(BootBIOS))
+	}
+	cfg := layouttest.Config()
+	cfg.MemoryBytes = 96 << 20
+	var log strings.Builder
+	m, err := plan("/l", cfg, true, defaultOptionsWith(WithBoot(BootUEFI), WithLog(&log)))
+	if err != nil || m.MemoryMiB != 256 || !strings.Contains(log.String(), "256 MiB instead of the image's 96 MiB") {
+		t.Fatalf("uefi raises the image's 96 MiB: %d MiB, %v, notice %q", m.MemoryMiB, err, log.String())
+	}
+	log.Reset()
+	if m, err = plan("/l", cfg, true, defaultOptionsWith(WithBoot(BootBIOS), WithLog(&log))); err != nil || m.MemoryMiB != 96 || log.Len() != 0 {
+		t.Fatalf("bios keeps 96 MiB: %d MiB, %v, notice %q", m.MemoryMiB, err, log.String())
+	}
+	_, err = plan("/l", cfg, true, defaultOptionsWith(WithBoot(BootUEFI), WithMemory(128<<20)))
+	if err == nil || !strings.Contains(err.Error(), "at least 256 MiB") {
+		t.Fatalf("an explicit 128 MiB for uefi: %v", err)
+	}
+	if m, err = plan("/l", cfg, true, defaultOptionsWith(WithBoot(BootUEFI), WithMemory(512<<20))); err != nil || m.MemoryMiB != 512 {
+		t.Fatalf("an explicit 512 MiB for uefi: %d, %v", m.MemoryMiB, err)
+	}
+}
+
+func TestPrepareCopiesUEFIVarsAndLeavesTheTemplateAlone(t *testing.T) {
 	fwDir := t.TempDir()
 	os.WriteFile(filepath.Join(fwDir, "OVMF_CODE.fd"), []byte("code"), 0o644)
 	os.WriteFile(filepath.Join(fwDir, "OVMF_VARS.fd"), []byte("vars"), 0o644)
-	files := directFiles()
-	files[spec.DiskFile] = []byte("disk")
-	dir := writeLayout(t, spec.ImageConfig{}, files)
 	scratch := t.TempDir()
-	m, err := plan(dir, spec.ImageConfig{}, defaultOptionsWith(WithAccel(AccelTCG), WithBoot(BootUEFI), WithFirmwareDirs(fwDir)), scratch)
-	if err != nil {
+	m := Machine{Boot: BootUEFI}
+	if err := prepare(&m, defaultOptionsWith(WithAccel(AccelTCG), WithFirmwareDirs(fwDir)), scratch); err != nil {
 		t.Fatal(err)
 	}
 	if m.Firmware.Code != filepath.Join(fwDir, "OVMF_CODE.fd") || filepath.Dir(m.Firmware.Vars) != scratch {
@@ -126,7 +160,8 @@ func TestPlanCopiesUEFIVarsAndLeavesTheTemplateAlone(t *testing.T) {
 	if data, err := os.ReadFile(m.Firmware.Vars); err != nil || string(data) != "vars" {
 		t.Fatalf("vars copy: %q, %v", data, err)
 	}
-	_, err = plan(dir, spec.ImageConfig{}, defaultOptionsWith(WithAccel(AccelTCG), WithBoot(BootUEFI), WithFirmwareDirs(t.TempDir())), t.TempDir())
+	m = Machine{Boot: BootUEFI}
+	err := prepare(&m, defaultOptionsWith(WithAccel(AccelTCG), WithFirmwareDirs(t.TempDir())), t.TempDir())
 	if err == nil || !strings.Contains(err.Error(), "ovmf") {
 		t.Fatalf("no firmware: %v; want the ovmf package named", err)
 	}

@@ -1,12 +1,13 @@
 package vm
 
 import (
-	"bytes"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
 	"testing"
+
+	"github.com/uniforge/packer-plugin-unikernel/internal/testtool"
 )
 
 // The kernel the boot tests run: Debian 12's cloud kernel, fetched once
@@ -26,11 +27,8 @@ func testKernel(t *testing.T) string {
 	if isFile(kernel) {
 		return kernel
 	}
-	for _, tool := range []string{"apt-get", "dpkg-deb"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Skipf("%s not found: the boot tests fetch the Debian kernel package %s with it", tool, testKernelPackage)
-		}
-	}
+	testtool.NeedDownload(t, "the Debian kernel package "+testKernelPackage)
+	testtool.Need(t, "apt-get", "dpkg-deb")
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -97,37 +95,21 @@ func main() {
 }
 `
 
-// testInitrd builds the test init statically and packs it as /init into a
-// newc cpio with the cpio tool.
-func testInitrd(t *testing.T) string {
+// testInit builds the test init statically and returns it.
+func testInit(t *testing.T) []byte {
 	t.Helper()
-	if _, err := exec.LookPath("cpio"); err != nil {
-		t.Skip("cpio not found: the boot tests pack their initrd with it (apt-get install cpio)")
-	}
 	src := t.TempDir()
 	os.WriteFile(filepath.Join(src, "go.mod"), []byte("module testinit\n\ngo 1.22\n"), 0o644)
 	os.WriteFile(filepath.Join(src, "main.go"), []byte(testInitSource), 0o644)
-	root := t.TempDir()
+	out := filepath.Join(t.TempDir(), "init")
 	goTool := filepath.Join(runtime.GOROOT(), "bin", "go")
 	env := append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH=amd64", "GOFLAGS=-mod=mod")
-	run(t, src, env, goTool, "build", "-trimpath", "-ldflags=-s -w", "-o", filepath.Join(root, "init"), ".")
-
-	out := filepath.Join(t.TempDir(), "initrd")
-	f, err := os.Create(out)
+	run(t, src, env, goTool, "build", "-trimpath", "-ldflags=-s -w", "-o", out, ".")
+	data, err := os.ReadFile(out)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer f.Close()
-	cmd := exec.Command("cpio", "--quiet", "-o", "-H", "newc", "-R", "0:0")
-	cmd.Dir = root
-	cmd.Stdin = bytes.NewBufferString("init\n")
-	cmd.Stdout = f
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	if err := cmd.Run(); err != nil {
-		t.Fatalf("cpio: %v: %s", err, stderr.String())
-	}
-	return out
+	return data
 }
 
 func run(t *testing.T, dir string, env []string, name string, args ...string) {

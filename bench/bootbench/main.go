@@ -20,6 +20,8 @@ import (
 	"time"
 
 	"github.com/uniforge/packer-plugin-unikernel/image/initrd"
+	"github.com/uniforge/packer-plugin-unikernel/internal/atomicfile"
+	"github.com/uniforge/packer-plugin-unikernel/layout"
 	"github.com/uniforge/packer-plugin-unikernel/rootfs"
 	"github.com/uniforge/packer-plugin-unikernel/spec"
 	"github.com/uniforge/packer-plugin-unikernel/vm"
@@ -68,14 +70,15 @@ func main() {
 }
 
 // floorLayout copies the image's layout with the initrd replaced by one
-// holding only the floor init.
+// holding only the floor init and the image's init config (which the
+// layout's Verify checks against config.json).
 func floorLayout(layout, floorInit string) (string, error) {
 	dir, err := os.MkdirTemp("", "uni-floor-")
 	if err != nil {
 		return "", err
 	}
 	for _, f := range []string{spec.KernelFile, spec.RootfsFile, spec.ConfigFile} {
-		if err := os.Symlink(mustAbs(filepath.Join(layout, f)), filepath.Join(dir, f)); err != nil {
+		if err := atomicfile.CopyFile(filepath.Join(layout, f), filepath.Join(dir, f), 0o644); err != nil {
 			return "", err
 		}
 	}
@@ -84,6 +87,16 @@ func floorLayout(layout, floorInit string) (string, error) {
 	if err != nil {
 		return "", err
 	}
+	rd, err := os.Open(filepath.Join(layout, spec.InitrdFile))
+	if err != nil {
+		return "", err
+	}
+	initConfig, err := initrd.ReadFile(rd, spec.InitConfigPath, 1<<20)
+	rd.Close()
+	if err != nil {
+		return "", err
+	}
+	t.Add(rootfs.Entry{Path: spec.InitConfigPath, Mode: 0o644, Data: initConfig})
 	t.Add(rootfs.Entry{Path: "/init", Mode: 0o755, Data: bin})
 	t.Add(rootfs.Entry{Path: "/dev/console", Mode: os.ModeDevice | os.ModeCharDevice | 0o600, Rdev: 5<<8 | 1})
 	f, err := os.Create(filepath.Join(dir, spec.InitrdFile))
@@ -96,17 +109,24 @@ func floorLayout(layout, floorInit string) (string, error) {
 
 // boot runs the layout once and returns the time from start to the exec
 // line, and to the first HTTP answer on port (then stops the VM).
-func boot(layout string, port int, accel string) (execAt, httpAt time.Duration, err error) {
+func boot(dir string, port int, accel string) (execAt, httpAt time.Duration, err error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
+	l, err := layout.Open(dir)
+	if err != nil {
+		return 0, 0, err
+	}
+	if err := l.Verify(ctx); err != nil { // before the clock starts
+		return 0, 0, err
+	}
 	start := time.Now()
 	seen := make(chan time.Time, 1)
 	opts := []vm.Option{vm.WithAccel(accel), vm.WithConsole(io.Discard), vm.WithExecHook(func(t time.Time) { seen <- t })}
 	if port > 0 {
-		opts = append(opts, vm.WithPorts(vm.PortForward{HostPort: uint16(port), GuestPort: uint16(port), Protocol: "tcp"}))
+		opts = append(opts, vm.WithPorts(vm.PortForward{HostPort: uint16(port), GuestPort: uint16(port), Protocol: vm.TCP}))
 	}
 	done := make(chan error, 1)
-	go func() { _, err := vm.Run(ctx, layout, opts...); done <- err }()
+	go func() { _, err := vm.Run(ctx, l, opts...); done <- err }()
 	if port > 0 {
 		client := &http.Client{Timeout: time.Second}
 		for httpAt == 0 {
@@ -143,14 +163,6 @@ func median(ds []time.Duration) time.Duration {
 func accelName(a string) string {
 	if got, err := vm.PickAccel(a); err == nil {
 		return got
-	}
-	return a
-}
-
-func mustAbs(p string) string {
-	a, err := filepath.Abs(p)
-	if err != nil {
-		fail(err)
 	}
 	return a
 }

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -14,6 +13,7 @@ import (
 	"github.com/uniforge/packer-plugin-unikernel/image"
 	"github.com/uniforge/packer-plugin-unikernel/internal/cachedir"
 	"github.com/uniforge/packer-plugin-unikernel/kernel"
+	"github.com/uniforge/packer-plugin-unikernel/layout"
 	"github.com/uniforge/packer-plugin-unikernel/spec"
 	"github.com/uniforge/packer-plugin-unikernel/unifile"
 	"github.com/uniforge/packer-plugin-unikernel/vm"
@@ -83,25 +83,25 @@ func runRun(cmd *cobra.Command, o runFlags, target string) error {
 	if err != nil {
 		return usageError{cmd, err}
 	}
-	layout, cleanup, err := runnableLayout(ctx, target, o.file, bm, o.boot != vm.BootDirect, stderr)
+	dir, cleanup, err := runnableLayout(ctx, target, o.file, bm, o.boot != vm.BootDirect, stderr)
 	if err != nil {
 		return err
 	}
 	defer cleanup()
+	l, err := layout.Open(dir)
+	if err != nil {
+		return err
+	}
+	if err := l.Verify(ctx); err != nil {
+		return err
+	}
 	if o.boot != vm.BootDirect {
-		if err := ensureDisk(ctx, layout); err != nil {
+		if err := image.EnsureDisk(ctx, l, resolveBundle); err != nil {
 			return err
 		}
 	}
-	if o.boot == vm.BootUEFI {
-		opt, err := uefiMemoryFloor(layout, o.memory, stderr)
-		if err != nil {
-			return err
-		}
-		opts = append(opts, opt...)
-	}
-	opts = append(opts, vm.WithBoot(o.boot), vm.WithAccel(o.accel), vm.WithConsole(stdout))
-	status, err := vm.Run(ctx, layout, opts...)
+	opts = append(opts, vm.WithBoot(o.boot), vm.WithAccel(o.accel), vm.WithConsole(stdout), vm.WithLog(stderr))
+	status, err := vm.Run(ctx, l, opts...)
 	if err != nil && ctx.Err() != nil {
 		// Ctrl-C or SIGTERM: the VM is stopped; exit as a shell reports an interrupt.
 		fmt.Fprintln(stderr, "uni: stopped the VM")
@@ -164,53 +164,12 @@ func runnableLayout(ctx context.Context, target, file string, bargs map[string]s
 	return req.OutDir, cleanup, nil
 }
 
-// ensureDisk writes disk.img into a layout that lacks it, from the layout's
-// files and its kernel bundle's boot loaders.
-func ensureDisk(ctx context.Context, layout string) error {
-	if _, err := os.Stat(filepath.Join(layout, spec.DiskFile)); err == nil {
-		return nil
-	} else if !errors.Is(err, os.ErrNotExist) {
-		return err
-	}
-	cfg, err := vm.LoadConfig(layout)
-	if err != nil {
-		return err
-	}
+// resolveBundle finds a kernel bundle by digest in the cache, for writing
+// a missing disk.img.
+func resolveBundle(ctx context.Context, digest string) (*kernel.Bundle, error) {
 	cache, err := cachedir.Dir()
 	if err != nil {
-		return err
-	}
-	b, err := kernel.Resolve(ctx, cfg.Kernel.Digest, kernel.WithCacheDir(filepath.Join(cache, cachedir.Kernels)))
-	if err != nil {
-		return fmt.Errorf("%s has no disk.img and its kernel bundle %s is not at hand to make one: %w (rebuild with uni build --disk)", layout, cfg.Kernel.Digest, err)
-	}
-	return image.WriteDisk(ctx, layout, b, cfg.Cmdline, 0, cfg.Build.SourceDateEpoch)
-}
-
-// uefiMinMemory is the least RAM the UEFI path boots the default kernel
-// in: OVMF keeps a large share of a small guest, and GRUB's EFI loader
-// then fails to place the kernel (measured: 192 MiB fails, 256 MiB boots;
-// BIOS and direct boots need only what the kernel needs).
-const uefiMinMemory = 256 << 20
-
-// uefiMemoryFloor raises the guest's RAM to uefiMinMemory for a UEFI boot,
-// saying so; an explicit --memory below it is refused rather than left to
-// hang at the boot loader's prompt.
-func uefiMemoryFloor(layout, flagMemory string, log io.Writer) ([]vm.Option, error) {
-	if flagMemory != "" {
-		n, err := unifile.ParseMemory(flagMemory)
-		if err == nil && n < uefiMinMemory {
-			return nil, fmt.Errorf("--memory %s: a UEFI boot needs at least %d MiB (the firmware and boot loader take their share)", flagMemory, uefiMinMemory>>20)
-		}
 		return nil, err
 	}
-	cfg, err := vm.LoadConfig(layout)
-	if err != nil {
-		return nil, err
-	}
-	if cfg.MemoryBytes >= uefiMinMemory {
-		return nil, nil
-	}
-	fmt.Fprintf(log, "uni: UEFI boot: the guest gets %d MiB instead of the image's %d MiB, which the firmware and boot loader leave too little of\n", uefiMinMemory>>20, cfg.MemoryBytes>>20)
-	return []vm.Option{vm.WithMemory(uefiMinMemory)}, nil
+	return kernel.Resolve(ctx, digest, kernel.WithCacheDir(filepath.Join(cache, cachedir.Kernels)))
 }

@@ -1,12 +1,27 @@
-// Package ctxio makes long writes stoppable: its wrappers check a context
-// before every write, so a writer that streams gigabytes through them
-// returns ctx's error within one write of a Ctrl-C.
+// Package ctxio makes long reads and writes stoppable: its wrappers check
+// a context before every call, so a step that streams gigabytes through
+// them returns ctx's error within one read or write of a Ctrl-C.
 package ctxio
 
 import (
 	"context"
 	"io"
 )
+
+// Reader returns r, failing every read once ctx is done.
+func Reader(ctx context.Context, r io.Reader) io.Reader { return &reader{ctx, r} }
+
+type reader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (c *reader) Read(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.r.Read(p)
+}
 
 // Writer returns w, failing every write once ctx is done.
 func Writer(ctx context.Context, w io.Writer) io.Writer { return &writer{ctx, w} }

@@ -1,0 +1,396 @@
+package layout
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/uniforge/packer-plugin-unikernel/internal/testtool"
+	"github.com/uniforge/packer-plugin-unikernel/layout/layouttest"
+	"github.com/uniforge/packer-plugin-unikernel/spec"
+)
+
+// newLayout writes a valid layout into a fresh directory named unlike a
+// layout, proving that only the files count.
+func newLayout(t *testing.T, cfg spec.ImageConfig, files layouttest.Files) (string, spec.ImageConfig) {
+	t.Helper()
+	dir := filepath.Join(t.TempDir(), "not-named-like-an-image")
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := layouttest.Write(dir, cfg, files)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return dir, cfg
+}
+
+func writeConfig(t *testing.T, dir string, cfg spec.ImageConfig) {
+	t.Helper()
+	data, err := json.Marshal(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, spec.ConfigFile), data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestOpenAndVerifyAGoodLayout(t *testing.T) {
+	dir, cfg := newLayout(t, layouttest.Config(), layouttest.Files{})
+	l, err := Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(l.Config(), cfg) || l.Dir() != dir || l.HasDisk() || l.Verified() {
+		t.Fatalf("opened %+v", l)
+	}
+	if err := l.Verify(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if !l.Verified() {
+		t.Fatal("Verify passed but Verified is false")
+	}
+	c := l.Config()
+	c.Entrypoint[0] = "/changed"
+	if l.Config().Entrypoint[0] != "/app" {
+		t.Fatal("Config shares its slices with the caller")
+	}
+}
+
+func TestOpenRecognisesALayoutByItsFiles(t *testing.T) {
+	dir := t.TempDir()
+	data, _ := json.Marshal(layouttest.Config())
+	os.WriteFile(filepath.Join(dir, spec.ConfigFile), data, 0o644)
+	_, err := Open(dir)
+	if !errors.Is(err, ErrNotLayout) || !strings.Contains(err.Error(), "not an image layout") ||
+		!strings.Contains(err.Error(), "kernel, initrd, rootfs.img") {
+		t.Fatalf("a directory with only config.json: %v", err)
+	}
+
+	good, _ := newLayout(t, layouttest.Config(), layouttest.Files{})
+	os.Remove(filepath.Join(good, spec.InitrdFile))
+	if _, err := Open(good); !errors.Is(err, ErrNotLayout) || !strings.Contains(err.Error(), "lacks initrd") {
+		t.Fatalf("without initrd: %v", err)
+	}
+	os.Symlink("/etc/hostname", filepath.Join(good, spec.InitrdFile))
+	if _, err := Open(good); !errors.Is(err, ErrNotLayout) || !strings.Contains(err.Error(), "symlink") {
+		t.Fatalf("initrd a symlink to a host file: %v", err)
+	}
+
+	good, _ = newLayout(t, layouttest.Config(), layouttest.Files{})
+	os.Mkdir(filepath.Join(good, spec.DiskFile), 0o755)
+	if _, err := Open(good); err == nil || !strings.Contains(err.Error(), "directory") {
+		t.Fatalf("disk.img a directory: %v", err)
+	}
+	if _, err := Open(filepath.Join(good, spec.KernelFile)); !errors.Is(err, ErrNotLayout) {
+		t.Fatalf("a file: %v", err)
+	}
+}
+
+func TestParseConfigNamesTheBadField(t *testing.T) {
+	base, err := json.Marshal(func() spec.ImageConfig {
+		c := layouttest.Config()
+		c.Rootfs = spec.RootfsRef{Type: "squashfs", Size: 1, Digest: "sha256:" + strings.Repeat("a", 64), SuperblockDigest: "sha256:" + strings.Repeat("b", 64)}
+		return c
+	}())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ParseConfig(base); err != nil {
+		t.Fatalf("the base config: %v", err)
+	}
+	// Each case edits the base config as a generic JSON object.
+	cases := []struct {
+		name string
+		edit func(m map[string]any)
+		want string
+	}{
+		{"hostfwd in protocol", func(m map[string]any) {
+			m["exposedPorts"] = []any{map[string]any{"port": 8080, "protocol": "tcp,hostfwd=tcp:0.0.0.0:5555-:1"}}
+		}, `config.json: exposedPorts[0].protocol: "tcp,hostfwd=tcp:0.0.0.0:5555-:1" is not tcp or udp`},
+		{"guestfwd cmd", func(m map[string]any) {
+			m["exposedPorts"] = []any{map[string]any{"port": 1, "protocol": "tcp,guestfwd=tcp:10.0.2.100:1-cmd:touch /tmp/x"}}
+		}, "exposedPorts[0].protocol"},
+		{"empty protocol", func(m map[string]any) { m["exposedPorts"] = []any{map[string]any{"port": 1, "protocol": ""}} }, "exposedPorts[0].protocol"},
+		{"port 0", func(m map[string]any) { m["exposedPorts"] = []any{map[string]any{"port": 0, "protocol": "tcp"}} }, "exposedPorts[0].port"},
+		{"port too big", func(m map[string]any) { m["exposedPorts"] = []any{map[string]any{"port": 65536, "protocol": "tcp"}} }, "port"},
+		{"port negative", func(m map[string]any) { m["exposedPorts"] = []any{map[string]any{"port": -1, "protocol": "tcp"}} }, "port"},
+		{"port twice", func(m map[string]any) {
+			m["exposedPorts"] = []any{map[string]any{"port": 1, "protocol": "udp"}, map[string]any{"port": 1, "protocol": "udp"}}
+		}, "exposedPorts[1]: 1/udp is listed twice"},
+		{"empty entrypoint", func(m map[string]any) { m["entrypoint"] = []any{} }, "entrypoint: is empty"},
+		{"null entrypoint", func(m map[string]any) { m["entrypoint"] = nil }, "entrypoint: is empty"},
+		{"relative entrypoint", func(m map[string]any) { m["entrypoint"] = []any{"app"} }, "entrypoint[0]"},
+		{"unclean entrypoint", func(m map[string]any) { m["entrypoint"] = []any{"/a/../b"} }, "entrypoint[0]"},
+		{"NUL in an argument", func(m map[string]any) { m["entrypoint"] = []any{"/app", "a\x00b"} }, "entrypoint[1]"},
+		{"escape in an argument", func(m map[string]any) { m["entrypoint"] = []any{"/app", "\x1b[31m"} }, "entrypoint[1]"},
+		{"env without =", func(m map[string]any) { m["env"] = []any{"PATH"} }, "env[0]"},
+		{"env empty key", func(m map[string]any) { m["env"] = []any{"=x"} }, "env[0]"},
+		{"env key with space", func(m map[string]any) { m["env"] = []any{"A B=x"} }, "env[0]"},
+		{"env newline", func(m map[string]any) { m["env"] = []any{"A=x\ny"} }, "env[0]"},
+		{"relative workdir", func(m map[string]any) { m["workingDir"] = "srv" }, "workingDir"},
+		{"memory small", func(m map[string]any) { m["memoryBytes"] = 1 << 20 }, "memoryBytes"},
+		{"memory huge", func(m map[string]any) { m["memoryBytes"] = 1e30 }, "memoryBytes"},
+		{"memory odd", func(m map[string]any) { m["memoryBytes"] = 128<<20 + 1 }, "memoryBytes"},
+		{"cpus 0", func(m map[string]any) { m["cpus"] = 0 }, "cpus"},
+		{"cpus 65", func(m map[string]any) { m["cpus"] = 65 }, "cpus"},
+		{"cpus huge", func(m map[string]any) { m["cpus"] = 1e20 }, "cpus"},
+		{"hostname leading hyphen", func(m map[string]any) { m["hostname"] = "-x" }, "hostname"},
+		{"hostname underscore", func(m map[string]any) { m["hostname"] = "a_b" }, "hostname"},
+		{"hostname long", func(m map[string]any) { m["hostname"] = strings.Repeat("a", 65) }, "hostname"},
+		{"hostname with options", func(m map[string]any) { m["hostname"] = "a,b" }, "hostname"},
+		{"too many labels", func(m map[string]any) {
+			l := map[string]any{}
+			for i := 0; i < spec.MaxLabels+1; i++ {
+				l[strings.Repeat("k", i+1)] = "v"
+			}
+			m["labels"] = l
+		}, "labels"},
+		{"label control", func(m map[string]any) { m["labels"] = map[string]any{"a": "\x07"} }, `labels["a"]`},
+		{"digest upper", func(m map[string]any) {
+			m["kernel"].(map[string]any)["digest"] = "sha256:" + strings.Repeat("A", 64)
+		}, "kernel.digest"},
+		{"digest a ref", func(m map[string]any) { m["kernel"].(map[string]any)["digest"] = "registry.example/evil:1" }, "kernel.digest"},
+		{"rootfs ext4", func(m map[string]any) { m["rootfs"].(map[string]any)["type"] = "ext4" }, "rootfs.type"},
+		{"rootfs size 0", func(m map[string]any) { m["rootfs"].(map[string]any)["size"] = 0 }, "rootfs.size"},
+		{"boot pxe", func(m map[string]any) { m["bootModes"] = []any{"pxe"} }, "bootModes[0]"},
+		{"no boot modes", func(m map[string]any) { m["bootModes"] = []any{} }, "bootModes"},
+		{"cmdline newline", func(m map[string]any) { m["cmdline"] = "quiet\ninit=/bin/sh" }, "cmdline"},
+		{"cmdline long", func(m map[string]any) { m["cmdline"] = strings.Repeat("a", 2049) }, "cmdline"},
+		{"cmdline utf8", func(m map[string]any) { m["cmdline"] = "é" }, "cmdline"},
+		{"schema 2", func(m map[string]any) { m["schemaVersion"] = 2 }, "schemaVersion"},
+		{"unknown field", func(m map[string]any) { m["netdev"] = "user,smb=/" }, `unknown field "netdev"`},
+		{"unknown nested field", func(m map[string]any) {
+			m["exposedPorts"] = []any{map[string]any{"port": 1, "protocol": "tcp", "hostIP": "0.0.0.0"}}
+		}, `unknown field "hostIP"`},
+		{"uid -1", func(m map[string]any) { m["user"] = map[string]any{"uid": 4294967295, "gid": 0} }, "user"},
+		{"disk digest bad", func(m map[string]any) { m["disk"] = map[string]any{"digest": "x", "size": 1} }, "disk.digest"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			var m map[string]any
+			json.Unmarshal(base, &m)
+			c.edit(m)
+			data, err := json.Marshal(m)
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, err = ParseConfig(data)
+			if err == nil || !strings.Contains(err.Error(), c.want) {
+				t.Fatalf("error %v, want one containing %q", err, c.want)
+			}
+			if !strings.HasPrefix(err.Error(), "config.json: ") {
+				t.Fatalf("error %q does not name config.json", err)
+			}
+			if strings.ContainsAny(err.Error(), "\x00\x07\x1b\n") {
+				t.Fatalf("error %q echoes control characters", err)
+			}
+		})
+	}
+
+	raw := map[string]string{
+		"repeated field":       `{"schemaVersion":1,"entrypoint":["/a"],` + string(base[1:]),
+		"a field in two cases": strings.Replace(string(base), `"entrypoint"`, `"Entrypoint":["/bin/sh"],"entrypoint"`, 1),
+		"data after":           string(base) + `{"entrypoint":["/bin/sh"]}`,
+		"too big":              string(base) + strings.Repeat(" ", MaxConfigBytes),
+		"not an object":        `["/bin/sh"]`,
+	}
+	for name, data := range raw {
+		if _, err := ParseConfig([]byte(data)); err == nil {
+			t.Errorf("%s: accepted", name)
+		}
+	}
+}
+
+func TestVerifyRefusesTamperedLayouts(t *testing.T) {
+	ctx := context.Background()
+	cases := map[string]struct {
+		tamper func(t *testing.T, dir string, cfg spec.ImageConfig)
+		want   string
+	}{
+		"a byte of rootfs.img flipped": {func(t *testing.T, dir string, cfg spec.ImageConfig) {
+			p := filepath.Join(dir, spec.RootfsFile)
+			data, _ := os.ReadFile(p)
+			data[len(data)/2] ^= 1
+			os.WriteFile(p, data, 0o644)
+		}, "rootfs.img does not match config.json: sha256 is"},
+		"a superblock byte flipped": {func(t *testing.T, dir string, cfg spec.ImageConfig) {
+			p := filepath.Join(dir, spec.RootfsFile)
+			data, _ := os.ReadFile(p)
+			data[10] ^= 1
+			os.WriteFile(p, data, 0o644)
+		}, "rootfs.img does not match config.json"},
+		"rootfs.img grown": {func(t *testing.T, dir string, cfg spec.ImageConfig) {
+			f, _ := os.OpenFile(filepath.Join(dir, spec.RootfsFile), os.O_APPEND|os.O_WRONLY, 0)
+			f.Write([]byte("x"))
+			f.Close()
+		}, "rootfs.size says"},
+		"the entrypoint changed in config.json": {func(t *testing.T, dir string, cfg spec.ImageConfig) {
+			cfg.Entrypoint = []string{"/bin/sh", "-c", "evil"}
+			writeConfig(t, dir, cfg)
+		}, `/uni/init.json args is ["/app","--flag"], config.json entrypoint says ["/bin/sh","-c","evil"]`},
+		"env changed": {func(t *testing.T, dir string, cfg spec.ImageConfig) {
+			cfg.Env = append(cfg.Env, "LD_PRELOAD=/x.so")
+			writeConfig(t, dir, cfg)
+		}, "env"},
+		"user changed": {func(t *testing.T, dir string, cfg spec.ImageConfig) {
+			cfg.User = &spec.User{UID: 1000, GID: 1000}
+			writeConfig(t, dir, cfg)
+		}, "uid:gid"},
+		"workdir changed": {func(t *testing.T, dir string, cfg spec.ImageConfig) {
+			cfg.WorkingDir = "/"
+			writeConfig(t, dir, cfg)
+		}, "workingDir"},
+		"hostname changed": {func(t *testing.T, dir string, cfg spec.ImageConfig) {
+			cfg.Hostname = "other"
+			writeConfig(t, dir, cfg)
+		}, "hostname"},
+		"the kernel is not a bzImage": {func(t *testing.T, dir string, cfg spec.ImageConfig) {
+			os.WriteFile(filepath.Join(dir, spec.KernelFile), []byte("multiboot?"), 0o644)
+		}, "not a Linux bzImage"},
+		"a second archive appended to the initrd": {func(t *testing.T, dir string, cfg spec.ImageConfig) {
+			f, _ := os.OpenFile(filepath.Join(dir, spec.InitrdFile), os.O_APPEND|os.O_WRONLY, 0)
+			f.Write([]byte("070701"))
+			f.Close()
+		}, "initrd"},
+		"initrd digest recorded and wrong": {func(t *testing.T, dir string, cfg spec.ImageConfig) {
+			cfg.Initrd = &spec.FileRef{Digest: "sha256:" + strings.Repeat("0", 64), Size: 1}
+			writeConfig(t, dir, cfg)
+		}, "initrd.size says 1"},
+		"disk recorded and missing": {func(t *testing.T, dir string, cfg spec.ImageConfig) {
+			cfg.Disk = &spec.FileRef{Digest: "sha256:" + strings.Repeat("0", 64), Size: 1}
+			writeConfig(t, dir, cfg)
+		}, "disk.img does not match config.json: missing"},
+	}
+	for name, c := range cases {
+		t.Run(name, func(t *testing.T) {
+			dir, cfg := newLayout(t, layouttest.Config(), layouttest.Files{})
+			c.tamper(t, dir, cfg)
+			l, err := Open(dir)
+			if err != nil {
+				t.Fatalf("Open: %v", err)
+			}
+			err = l.Verify(ctx)
+			if err == nil || !strings.Contains(err.Error(), c.want) {
+				t.Fatalf("Verify: %v, want an error containing %q", err, c.want)
+			}
+			if l.Verified() {
+				t.Fatal("Verified after a failed Verify")
+			}
+		})
+	}
+
+	// An initrd whose init config configures a network config.json does not record.
+	dir, _ := newLayout(t, layouttest.Config(), layouttest.Files{EditInit: func(ic *spec.InitConfig) {
+		ic.Network.Static = &spec.Static{Address: "10.0.2.15/24"}
+	}})
+	l, err := Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Verify(ctx); !errors.Is(err, ErrMismatch) || !strings.Contains(err.Error(), "network") {
+		t.Fatalf("network in the initrd only: %v", err)
+	}
+}
+
+func TestVerifyChecksRecordedDigestsAndStopsWhenCancelled(t *testing.T) {
+	dir, cfg := newLayout(t, layouttest.Config(), layouttest.Files{})
+	l, err := Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	files, err := l.Files(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	byName := map[string]File{}
+	for _, f := range files {
+		byName[f.Name] = f
+	}
+	cfg.KernelFile = &spec.FileRef{Digest: byName[spec.KernelFile].Digest, Size: byName[spec.KernelFile].Size}
+	cfg.Initrd = &spec.FileRef{Digest: byName[spec.InitrdFile].Digest, Size: byName[spec.InitrdFile].Size}
+	writeConfig(t, dir, cfg)
+	if l, err = Open(dir); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Verify(context.Background()); err != nil {
+		t.Fatalf("correct recorded digests: %v", err)
+	}
+	cfg.KernelFile.Digest = "sha256:" + strings.Repeat("f", 64)
+	writeConfig(t, dir, cfg)
+	l, _ = Open(dir)
+	if err := l.Verify(context.Background()); !errors.Is(err, ErrMismatch) || !strings.Contains(err.Error(), "kernelFile.digest") {
+		t.Fatalf("wrong kernel digest: %v", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := l.Verify(ctx); !errors.Is(err, context.Canceled) {
+		t.Fatalf("cancelled: %v", err)
+	}
+}
+
+// sha256sum is the oracle for Files' digests and sizes.
+func TestFilesMatchSha256sum(t *testing.T) {
+	testtool.Need(t, "sha256sum")
+	dir, _ := newLayout(t, layouttest.Config(), layouttest.Files{})
+	os.WriteFile(filepath.Join(dir, spec.DiskFile), []byte("disk"), 0o644)
+	l, err := Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	files, err := l.Files(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, f := range files {
+		names = append(names, f.Name)
+		out, err := exec.Command("sha256sum", f.Path).Output()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := "sha256:" + strings.Fields(string(out))[0]; f.Digest != want {
+			t.Errorf("%s: %s, sha256sum says %s", f.Name, f.Digest, want)
+		}
+		if fi, _ := os.Stat(f.Path); fi.Size() != f.Size {
+			t.Errorf("%s: size %d, stat says %d", f.Name, f.Size, fi.Size())
+		}
+	}
+	if strings.Join(names, " ") != "config.json kernel initrd rootfs.img disk.img" {
+		t.Fatalf("files %q", names)
+	}
+}
+
+func FuzzParseConfig(f *testing.F) {
+	base, _ := json.Marshal(layouttest.Config())
+	f.Add(base)
+	f.Fuzz(func(t *testing.T, data []byte) {
+		cfg, err := ParseConfig(data)
+		if err != nil {
+			return
+		}
+		if err := cfg.Validate(); err != nil {
+			t.Fatalf("accepted an invalid config: %v", err)
+		}
+		// What was accepted means the same after a round trip.
+		again, err := json.Marshal(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg2, err := ParseConfig(again)
+		if err != nil || !reflect.DeepEqual(cfg, cfg2) {
+			t.Fatalf("round trip: %v\n%+v\n%+v", err, cfg, cfg2)
+		}
+		if bytes.Contains(again, []byte("\\u0000")) {
+			t.Fatalf("NUL accepted: %s", again)
+		}
+	})
+}

@@ -1,0 +1,275 @@
+package layout
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+	"os"
+	"slices"
+
+	"github.com/uniforge/packer-plugin-unikernel/image/initrd"
+	"github.com/uniforge/packer-plugin-unikernel/internal/ctxio"
+	"github.com/uniforge/packer-plugin-unikernel/spec"
+)
+
+const (
+	// maxInitConfig bounds /uni/init.json in the initrd.
+	maxInitConfig = 1 << 20
+	// bzImageMagic at bzImageMagicOffset marks a Linux boot-protocol kernel.
+	// QEMU takes any other -kernel for a multiboot image, which reads
+	// -initrd as a comma-separated list of host files with arguments.
+	bzImageMagic       = "HdrS"
+	bzImageMagicOffset = 0x202
+)
+
+// Verify checks the layout's files against config.json before anything
+// boots: rootfs.img's size, sha256 and superblock digest; that the kernel is
+// a bzImage; that the init config inside the initrd (the one the guest
+// really runs) says what config.json says; and the size and sha256 of every
+// other file config.json records a digest for. Files are streamed, never
+// loaded whole. Errors wrap ErrMismatch when a file differs.
+func (l *Layout) Verify(ctx context.Context) error {
+	cfg := &l.config
+	rootfs := l.Path(spec.RootfsFile)
+	fi, err := os.Lstat(rootfs)
+	if err != nil {
+		return err
+	}
+	if fi.Size() != cfg.Rootfs.Size {
+		return l.mismatch(spec.RootfsFile, "%d bytes, config.json rootfs.size says %d", fi.Size(), cfg.Rootfs.Size)
+	}
+	ref, err := HashRootfs(ctx, rootfs)
+	if err != nil {
+		return err
+	}
+	if ref.Digest != cfg.Rootfs.Digest {
+		return l.mismatch(spec.RootfsFile, "sha256 is %s, config.json rootfs.digest says %s", ref.Digest, cfg.Rootfs.Digest)
+	}
+	if ref.SuperblockDigest != cfg.Rootfs.SuperblockDigest {
+		return l.mismatch(spec.RootfsFile, "superblock sha256 is %s, config.json rootfs.superblockDigest says %s", ref.SuperblockDigest, cfg.Rootfs.SuperblockDigest)
+	}
+	if err := l.verifyKernel(ctx); err != nil {
+		return err
+	}
+	if err := l.verifyInitrd(ctx); err != nil {
+		return err
+	}
+	if cfg.Disk != nil {
+		if !l.HasDisk() {
+			return l.mismatch(spec.DiskFile, "missing, but config.json records its digest")
+		}
+		if err := l.verifyFile(ctx, spec.DiskFile, "disk", *cfg.Disk); err != nil {
+			return err
+		}
+	}
+	l.verified = true
+	return nil
+}
+
+func (l *Layout) mismatch(file, format string, args ...any) error {
+	return fmt.Errorf("%s: %s %w: %s", l.dir, file, ErrMismatch, fmt.Sprintf(format, args...))
+}
+
+func (l *Layout) verifyKernel(ctx context.Context) error {
+	f, err := os.Open(l.Path(spec.KernelFile))
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	magic := make([]byte, len(bzImageMagic))
+	if _, err := f.ReadAt(magic, bzImageMagicOffset); err != nil || string(magic) != bzImageMagic {
+		return fmt.Errorf("%s: %s is not a Linux bzImage (no %q at %#x)", l.dir, spec.KernelFile, bzImageMagic, bzImageMagicOffset)
+	}
+	if ref := l.config.KernelFile; ref != nil {
+		return l.verifyFile(ctx, spec.KernelFile, "kernelFile", *ref)
+	}
+	return nil
+}
+
+// verifyInitrd reads the init config out of the initrd, strictly, and
+// compares it with the one config.json implies, hashing the initrd on the
+// way when config.json records its digest.
+func (l *Layout) verifyInitrd(ctx context.Context) error {
+	f, err := os.Open(l.Path(spec.InitrdFile))
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	h := sha256.New()
+	n := &countingReader{r: ctxio.Reader(ctx, f)}
+	data, err := initrd.ReadFile(io.TeeReader(n, h), spec.InitConfigPath, maxInitConfig)
+	if err != nil {
+		return fmt.Errorf("%s: %s: %w", l.dir, spec.InitrdFile, err)
+	}
+	if ref := l.config.Initrd; ref != nil {
+		// ReadFile read to the end of the compressed stream; a byte after it
+		// is an error there, so the hash covers the whole file.
+		if _, err := io.Copy(h, n); err != nil {
+			return err
+		}
+		if n.n != ref.Size {
+			return l.mismatch(spec.InitrdFile, "%d bytes, config.json initrd.size says %d", n.n, ref.Size)
+		}
+		if sum := digest(h); sum != ref.Digest {
+			return l.mismatch(spec.InitrdFile, "sha256 is %s, config.json initrd.digest says %s", sum, ref.Digest)
+		}
+	}
+	var got spec.InitConfig
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&got); err != nil {
+		return fmt.Errorf("%s: %s: %s: %w", l.dir, spec.InitrdFile, spec.InitConfigPath, err)
+	}
+	return l.compareInit(got, l.config.InitConfig())
+}
+
+// compareInit names the first field where the initrd's init config differs
+// from config.json's.
+func (l *Layout) compareInit(got, want spec.InitConfig) error {
+	differ := func(initField, cfgField string, g, w any) error {
+		return l.mismatch(spec.InitrdFile, "%s %s is %s, config.json %s says %s", spec.InitConfigPath, initField, show(g), cfgField, show(w))
+	}
+	switch {
+	case !slices.Equal(got.Args, want.Args):
+		return differ("args", "entrypoint", got.Args, want.Args)
+	case !slices.Equal(got.Env, want.Env):
+		return differ("env", "env", got.Env, want.Env)
+	case got.WorkingDir != want.WorkingDir:
+		return differ("workingDir", "workingDir", got.WorkingDir, want.WorkingDir)
+	case got.UID != want.UID || got.GID != want.GID:
+		return differ("uid:gid", "user", fmt.Sprintf("%d:%d", got.UID, got.GID), fmt.Sprintf("%d:%d", want.UID, want.GID))
+	case got.Hostname != want.Hostname:
+		return differ("hostname", "hostname", got.Hostname, want.Hostname)
+	case got.RootfsSuperblockDigest != want.RootfsSuperblockDigest:
+		return differ("rootfsSuperblockDigest", "rootfs.superblockDigest", got.RootfsSuperblockDigest, want.RootfsSuperblockDigest)
+	case got.RootfsType != want.RootfsType:
+		return differ("rootfsType", "rootfs.type", got.RootfsType, want.RootfsType)
+	case got.Network.Disabled || got.Network.Static != nil:
+		return differ("network", "(no network field: DHCP)", got.Network, "DHCP")
+	}
+	return nil
+}
+
+// show prints a value for an error message; strings are quoted, so nothing
+// from the files reaches a terminal raw.
+func show(v any) string {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Sprintf("%q", fmt.Sprint(v))
+	}
+	return string(b)
+}
+
+func (l *Layout) verifyFile(ctx context.Context, name, field string, ref spec.FileRef) error {
+	f, err := l.hashFile(ctx, name)
+	if err != nil {
+		return err
+	}
+	if f.Size != ref.Size {
+		return l.mismatch(name, "%d bytes, config.json %s.size says %d", f.Size, field, ref.Size)
+	}
+	if f.Digest != ref.Digest {
+		return l.mismatch(name, "sha256 is %s, config.json %s.digest says %s", f.Digest, field, ref.Digest)
+	}
+	return nil
+}
+
+// File is one file of a layout.
+type File struct {
+	Name   string // spec.KernelFile, …
+	Path   string
+	Size   int64
+	Digest string // sha256:…
+}
+
+// Files lists the layout's files in a fixed order (config.json, kernel,
+// initrd, rootfs.img, then disk.img if present) with sizes and digests.
+func (l *Layout) Files(ctx context.Context) ([]File, error) {
+	names := slices.Clone(Required)
+	if l.HasDisk() {
+		names = append(names, spec.DiskFile)
+	}
+	files := make([]File, 0, len(names))
+	for _, name := range names {
+		f, err := l.hashFile(ctx, name)
+		if err != nil {
+			return nil, err
+		}
+		files = append(files, f)
+	}
+	return files, nil
+}
+
+func (l *Layout) hashFile(ctx context.Context, name string) (File, error) {
+	p := l.Path(name)
+	if ok, err := regularFile(p); err != nil || !ok {
+		if err == nil {
+			err = fmt.Errorf("%s: %w", p, os.ErrNotExist)
+		}
+		return File{}, err
+	}
+	ref, err := HashFile(ctx, p)
+	if err != nil {
+		return File{}, err
+	}
+	return File{Name: name, Path: p, Size: ref.Size, Digest: ref.Digest}, nil
+}
+
+// HashRootfs describes the squashfs at p as config.json records it: its
+// size and sha256, and the sha256 of its first spec.SuperblockBytes, zero
+// padded as the init reads them from the block device.
+func HashRootfs(ctx context.Context, p string) (spec.RootfsRef, error) {
+	f, err := os.Open(p)
+	if err != nil {
+		return spec.RootfsRef{}, err
+	}
+	defer f.Close()
+	r := ctxio.Reader(ctx, f)
+	head := make([]byte, spec.SuperblockBytes)
+	n, err := io.ReadFull(r, head)
+	if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, io.EOF) {
+		return spec.RootfsRef{}, err
+	}
+	sb := sha256.Sum256(head) // zeros after n
+	h := sha256.New()
+	h.Write(head[:n])
+	rest, err := io.Copy(h, r)
+	if err != nil {
+		return spec.RootfsRef{}, fmt.Errorf("%s: %w", p, err)
+	}
+	return spec.RootfsRef{Type: "squashfs", Digest: digest(h), Size: int64(n) + rest, SuperblockDigest: "sha256:" + hex.EncodeToString(sb[:])}, nil
+}
+
+// HashFile is the size and sha256 of the file at p.
+func HashFile(ctx context.Context, p string) (spec.FileRef, error) {
+	f, err := os.Open(p)
+	if err != nil {
+		return spec.FileRef{}, err
+	}
+	defer f.Close()
+	h := sha256.New()
+	n, err := io.Copy(h, ctxio.Reader(ctx, f))
+	if err != nil {
+		return spec.FileRef{}, fmt.Errorf("%s: %w", p, err)
+	}
+	return spec.FileRef{Digest: digest(h), Size: n}, nil
+}
+
+func digest(h hash.Hash) string { return "sha256:" + hex.EncodeToString(h.Sum(nil)) }
+
+type countingReader struct {
+	r io.Reader
+	n int64
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	return n, err
+}
