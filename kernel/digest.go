@@ -11,7 +11,7 @@ import (
 	"path/filepath"
 	"sort"
 
-	"github.com/uniforge/packer-plugin-unikernel/kernel/deb"
+	"github.com/uniforge/packer-plugin-unikernel/internal/ctxio"
 )
 
 // Digest returns "sha256:<hex>" of the canonical serialisation of the
@@ -88,7 +88,7 @@ func fileSHA256(ctx context.Context, p string) (string, error) {
 	}
 	defer f.Close()
 	h := sha256.New()
-	if _, err := io.Copy(h, deb.ContextReader(ctx, f)); err != nil {
+	if _, err := io.Copy(h, ctxio.Reader(ctx, f)); err != nil {
 		return "", fmt.Errorf("%s: %w", p, err)
 	}
 	return hex.EncodeToString(h.Sum(nil)), nil

@@ -18,6 +18,7 @@ import (
 	"github.com/klauspost/compress/zstd"
 	"github.com/ulikunitz/xz"
 
+	"github.com/uniforge/packer-plugin-unikernel/internal/ctxio"
 	"github.com/uniforge/packer-plugin-unikernel/kernel/deb"
 	"github.com/uniforge/packer-plugin-unikernel/kernel/modinfo"
 	"github.com/uniforge/packer-plugin-unikernel/spec"
@@ -248,7 +249,7 @@ func decompressModule(ctx context.Context, src, dst string) error {
 		return err
 	}
 	defer in.Close()
-	var r io.Reader = bufio.NewReader(deb.ContextReader(ctx, in))
+	var r io.Reader = bufio.NewReader(ctxio.Reader(ctx, in))
 	switch path.Ext(src) {
 	case ".xz":
 		if r, err = xz.NewReader(r); err != nil {

@@ -17,6 +17,7 @@ import (
 
 	"github.com/klauspost/compress/zstd"
 	"github.com/ulikunitz/xz"
+	"github.com/uniforge/packer-plugin-unikernel/internal/ctxio"
 )
 
 // MaxExtractBytes bounds what Extract writes, so that a hostile package
@@ -82,24 +83,7 @@ func ExtractReader(ctx context.Context, r io.Reader, dest string, keep func(name
 		return nil, fmt.Errorf("extract: destination %s is not empty", dest)
 	}
 	x := &extractor{dest: dest, keep: keep}
-	return readPackage(ctx, ContextReader(ctx, r), x)
-}
-
-// ContextReader reads r until ctx is done, then fails with ctx's error.
-func ContextReader(ctx context.Context, r io.Reader) io.Reader {
-	return &ctxReader{ctx: ctx, r: r}
-}
-
-type ctxReader struct {
-	ctx context.Context
-	r   io.Reader
-}
-
-func (c *ctxReader) Read(p []byte) (int, error) {
-	if err := c.ctx.Err(); err != nil {
-		return 0, err
-	}
-	return c.r.Read(p)
+	return readPackage(ctx, ctxio.Reader(ctx, r), x)
 }
 
 // readPackage parses a .deb from r: its control fields and, when x is set, its

@@ -133,8 +133,8 @@ func TestBadNamesRefused(t *testing.T) {
 		unifile string
 		want    []string
 	}{
-		"300-byte destination": {"FROM scratch\nCOPY hello /hello\nCOPY hello /app/" + long + "\nENTRYPOINT [\"/hello\"]\n", []string{"Unifile:3", "300 bytes long, more than 255"}},
-		"300-byte source":      {"FROM scratch\nCOPY hello /hello\nCOPY " + long + " /app/\nENTRYPOINT [\"/hello\"]\n", []string{"Unifile:3", "300 bytes long, more than 255"}},
+		"300-byte destination": {"FROM scratch\nCOPY hello /hello\nCOPY hello /app/" + long + "\nENTRYPOINT [\"/hello\"]\n", []string{"Unifile:3", "300 bytes long"}},
+		"300-byte source":      {"FROM scratch\nCOPY hello /hello\nCOPY " + long + " /app/\nENTRYPOINT [\"/hello\"]\n", []string{"Unifile:3", "300 bytes long"}},
 		"NUL in a destination": {"FROM scratch\nCOPY hello /hello\nCOPY hello /a\x00b\nENTRYPOINT [\"/hello\"]\n", []string{"Unifile:3"}},
 	}
 	for name, c := range cases {
