@@ -175,3 +175,28 @@ func TestRuntimeDirs(t *testing.T) {
 		t.Errorf("no %s for the init to bind the guest's over: %+v", spec.HostsPath, e)
 	}
 }
+
+// TestBuildErrorsKeepCauses: a front door can tell why a build failed with
+// errors.Is and errors.As, through the Unifile's line.
+func TestBuildErrorsKeepCauses(t *testing.T) {
+	dir := t.TempDir()
+	outside := t.TempDir()
+	write(t, outside, map[string]string{"secret": "x"})
+	if err := os.Symlink(filepath.Join(outside, "secret"), filepath.Join(dir, "link")); err != nil {
+		t.Fatal(err)
+	}
+	write(t, dir, map[string]string{"Unifile": "FROM scratch\nCOPY link /app/\nENTRYPOINT [\"/app/x\"]\n"})
+	req := Request{ContextDir: dir, OutDir: filepath.Join(t.TempDir(), "out"), CacheDir: t.TempDir()}
+	_, err := Build(context.Background(), req)
+	var ue *unifile.Error
+	if !errors.Is(err, rootfs.ErrEscape) || !errors.As(err, &ue) || ue.Line != 2 {
+		t.Errorf("a COPY of a link out of the context: %v; want rootfs.ErrEscape located at line 2", err)
+	}
+
+	write(t, dir, map[string]string{"Unifile": "FROM scratch\nCOPY Unifile /app/\nENTRYPOINT [\"/app/x\"]\n"})
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := Build(ctx, req); !errors.Is(err, context.Canceled) {
+		t.Errorf("a cancelled build: %v, want context.Canceled", err)
+	}
+}
