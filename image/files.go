@@ -25,8 +25,6 @@ import (
 // it holds an flock on while it lives, so that a later build can tell the
 // temporary directory of a killed build (unlocked) from a live one.
 
-// SBOMFile is the SPDX document a layout may carry beside its other files.
-const SBOMFile = "sbom.spdx.json"
 
 // maxConfigBytes bounds how much of a config.json is read to recognise a
 // layout: a real one is a few KiB.
@@ -45,7 +43,7 @@ func (e *OutputError) Error() string {
 // isLayoutFile reports whether name is a file an image layout of ours holds.
 func isLayoutFile(name string) bool {
 	switch name {
-	case spec.KernelFile, spec.InitrdFile, spec.RootfsFile, spec.ConfigFile, spec.DiskFile, SBOMFile:
+	case spec.KernelFile, spec.InitrdFile, spec.RootfsFile, spec.ConfigFile, spec.DiskFile, spec.SBOMFile:
 		return true
 	}
 	return false

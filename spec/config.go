@@ -12,6 +12,7 @@ const (
 	RootfsFile = "rootfs.img"
 	ConfigFile = "config.json"
 	DiskFile   = "disk.img"
+	SBOMFile   = "sbom.spdx.json" // the SPDX 2.3 document of what rootfs.img holds
 )
 
 // Paths inside the initrd.
