@@ -148,7 +148,8 @@ func fromImage(ctx context.Context, ref string, img v1.Image, o options) (*Image
 		if err != nil {
 			return nil, fmt.Errorf("image %s: %w", ref, err)
 		}
-		if err := rootfs.ApplyLayer(t, diffID.String(), entries, store); err != nil {
+		origin := rootfs.Origin{Kind: rootfs.OriginBaseImage, Image: ref, ImageDigest: digest.String(), Layer: diffID.String()}
+		if err := rootfs.ApplyLayerFrom(t, origin, entries, store); err != nil {
 			return nil, fmt.Errorf("image %s: %w", ref, err)
 		}
 	}

@@ -78,7 +78,7 @@ func (r *resolver) systemFiles() ([]rootfs.Entry, error) {
 			continue
 		}
 		if !exists(r.fsys, "/etc/nsswitch.conf") && len(generated) == 0 {
-			generated = append(generated, rootfs.Entry{Path: "/etc/nsswitch.conf", Mode: 0o644, Data: []byte(minimalNsswitch)})
+			generated = append(generated, rootfs.Entry{Path: "/etc/nsswitch.conf", Mode: 0o644, Data: []byte(minimalNsswitch), Origin: rootfs.Generated})
 		}
 		if exists(r.fsys, "/etc/ld.so.cache") {
 			r.add("/etc/ld.so.cache")

@@ -163,6 +163,8 @@ func (c *buildContext) expand(rel string) ([]source, error) {
 		if err != nil {
 			return nil, err
 		}
+		realRel, _ := filepath.Rel(c.dir, real)
+		e.Origin = rootfs.Origin{Kind: rootfs.OriginContext, Path: filepath.ToSlash(realRel)}
 		return []source{{rel: path.Base(rel), entry: e}}, nil
 	}
 	var out []source
@@ -192,6 +194,7 @@ func (c *buildContext) expand(rel string) ([]source, error) {
 		if err != nil {
 			return err
 		}
+		e.Origin = rootfs.Origin{Kind: rootfs.OriginContext, Path: filepath.ToSlash(ctxRel)}
 		if !e.IsDir() && !e.IsRegular() && !e.IsSymlink() {
 			return fmt.Errorf("%s: unsupported file type %s", ctxRel, fi.Mode().Type())
 		}

@@ -234,7 +234,7 @@ func addRuntimeFiles(t *rootfs.Tree, workdir string) error {
 		if e, _, err := rootfs.Resolve(t, d); err == nil && e.IsDir() {
 			continue
 		}
-		if err := t.Add(rootfs.Entry{Path: d, Mode: fs.ModeDir | 0o755}); err != nil {
+		if err := t.Add(rootfs.Entry{Path: d, Mode: fs.ModeDir | 0o755, Origin: rootfs.Generated}); err != nil {
 			return err
 		}
 	}
@@ -245,7 +245,7 @@ func addRuntimeFiles(t *rootfs.Tree, workdir string) error {
 		if e, ok := t.Get(f); ok && e.IsSymlink() {
 			t.Remove(f) // a dangling link (to systemd-resolved, say)
 		}
-		if err := t.Add(rootfs.Entry{Path: f, Mode: 0o644, Data: []byte{}}); err != nil {
+		if err := t.Add(rootfs.Entry{Path: f, Mode: 0o644, Data: []byte{}, Origin: rootfs.Generated}); err != nil {
 			return err
 		}
 	}
@@ -301,6 +301,9 @@ type Output struct {
 	Disk            bool  // also write disk.img
 	DataSize        int64 // bytes of an empty data partition on disk.img
 	SourceDateEpoch int64 // every timestamp in every output
+	// Name is the app's name in sbom.spdx.json (default: the entrypoint's
+	// program name).
+	Name string
 }
 
 // Assemble writes the image layout of p on bundle b.
@@ -315,5 +318,6 @@ func Assemble(ctx context.Context, p *Plan, b *kernel.Bundle, out Output) (*spec
 		Disk:       out.Disk,
 		DataSize:   out.DataSize,
 		ModTime:    out.SourceDateEpoch,
+		Name:       out.Name,
 	}, out.Dir)
 }

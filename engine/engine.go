@@ -149,7 +149,8 @@ func Build(ctx context.Context, req Request) (*Result, error) {
 		return nil, b.lineErr(plan.memoryLine, err)
 	}
 	b.progress("writing %s", req.OutDir)
-	cfg, err := Assemble(ctx, plan.Plan, bundle, Output{Dir: req.OutDir, Disk: req.Disk, DataSize: req.DataSize, SourceDateEpoch: epoch})
+	cfg, err := Assemble(ctx, plan.Plan, bundle, Output{Dir: req.OutDir, Disk: req.Disk, DataSize: req.DataSize, SourceDateEpoch: epoch,
+		Name: filepath.Base(b.context.dir)})
 	if err != nil {
 		return nil, err
 	}

@@ -66,7 +66,8 @@ func (b *builder) copyInto(ctx context.Context, root *stageRoot, c *unifile.Copy
 		srcs = append(srcs, got...)
 	}
 	for _, in := range c.Inline {
-		srcs = append(srcs, source{rel: in.Name, entry: &rootfs.Entry{Path: "/" + in.Name, Mode: 0o644, Data: []byte(in.Content)}})
+		srcs = append(srcs, source{rel: in.Name, entry: &rootfs.Entry{Path: "/" + in.Name, Mode: 0o644, Data: []byte(in.Content),
+			Origin: rootfs.Origin{Kind: rootfs.OriginUnifile, Path: b.file, Line: c.Location.Line}}})
 	}
 	uid, gid, err := resolveUser(root.view(), c.Chown)
 	if err != nil {
@@ -102,7 +103,7 @@ func (b *builder) copyInto(ctx context.Context, root *stageRoot, c *unifile.Copy
 		root.lines[e.Path] = c.Location
 	}
 	if intoDir {
-		if err := root.upper.Add(rootfs.Entry{Path: dest, Mode: fs.ModeDir | 0o755, UID: uid, GID: gid}); err != nil {
+		if err := root.upper.Add(rootfs.Entry{Path: dest, Mode: fs.ModeDir | 0o755, UID: uid, GID: gid, Origin: rootfs.Generated}); err != nil {
 			return b.lineErrf(c.Location, "COPY to %s: %w", rootfs.Quote(dest), err)
 		}
 		root.lines[dest] = c.Location

@@ -24,6 +24,7 @@ import (
 	"github.com/uniforge/packer-plugin-unikernel/kernel"
 	"github.com/uniforge/packer-plugin-unikernel/layout"
 	"github.com/uniforge/packer-plugin-unikernel/rootfs"
+	"github.com/uniforge/packer-plugin-unikernel/sbom"
 	"github.com/uniforge/packer-plugin-unikernel/spec"
 )
 
@@ -47,6 +48,9 @@ type Input struct {
 	Disk       bool  // also write disk.img
 	DataSize   int64 // bytes of an empty data partition on disk.img
 	ModTime    int64 // every timestamp in every output (SOURCE_DATE_EPOCH)
+	// Name is the app's name in sbom.spdx.json (default: the entrypoint's
+	// program name).
+	Name string
 }
 
 // Assemble writes the image layout of in to dir. Everything is written into
@@ -99,6 +103,21 @@ func writeLayout(ctx context.Context, in Input, dir string) (*spec.ImageConfig, 
 		cfg.Hostname = DefaultHostname(ref)
 	}
 
+	// The SBOM names the files Root holds, which are rootfs.img's; its
+	// namespace is the rootfs digest, its date SOURCE_DATE_EPOCH.
+	err = sbom.WriteFile(ctx, filepath.Join(dir, spec.SBOMFile), sbom.Input{
+		Name:       in.Name,
+		Entrypoint: cfg.Entrypoint,
+		Root:       in.Root,
+		Rootfs:     ref,
+		Kernel:     cfg.Kernel,
+		Created:    in.ModTime,
+		Tool:       cfg.Build.Tool,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("write %s: %w", spec.SBOMFile, err)
+	}
+
 	if err := atomicfile.CopyFile(in.Bundle.KernelPath(), filepath.Join(dir, spec.KernelFile), 0o644); err != nil {
 		return nil, fmt.Errorf("copy the kernel: %w", err)
 	}
@@ -116,7 +135,7 @@ func writeLayout(ctx context.Context, in Input, dir string) (*spec.ImageConfig, 
 		name string
 		ref  **spec.FileRef
 		want bool
-	}{{spec.KernelFile, &cfg.KernelFile, true}, {spec.InitrdFile, &cfg.Initrd, true}, {spec.DiskFile, &cfg.Disk, in.Disk}} {
+	}{{spec.KernelFile, &cfg.KernelFile, true}, {spec.InitrdFile, &cfg.Initrd, true}, {spec.DiskFile, &cfg.Disk, in.Disk}, {spec.SBOMFile, &cfg.SBOM, true}} {
 		if !f.want {
 			continue
 		}

@@ -39,6 +39,9 @@ var (
 // Required are the files every image layout holds.
 var Required = []string{spec.ConfigFile, spec.KernelFile, spec.InitrdFile, spec.RootfsFile}
 
+// Optional are the files a layout may hold besides the required ones.
+var Optional = []string{spec.DiskFile, spec.SBOMFile}
+
 // Layout is an opened image layout whose config.json passed the schema.
 type Layout struct {
 	dir      string
@@ -47,7 +50,7 @@ type Layout struct {
 }
 
 // Open recognises the image layout in dir by its files (config.json,
-// kernel, initrd and rootfs.img as regular files, disk.img optional; no
+// kernel, initrd and rootfs.img as regular files, disk.img and sbom.spdx.json optional; no
 // symlinks, which could point QEMU at a host file) and reads config.json
 // with ParseConfig. It reads nothing else: Verify does.
 func Open(dir string) (*Layout, error) {
@@ -75,8 +78,10 @@ func Open(dir string) (*Layout, error) {
 	if len(missing) > 0 {
 		return nil, fmt.Errorf("%s: %w: it lacks %s (a layout holds %s)", dir, ErrNotLayout, strings.Join(missing, ", "), strings.Join(Required, ", "))
 	}
-	if _, err := regularFile(filepath.Join(abs, spec.DiskFile)); err != nil {
-		return nil, err
+	for _, name := range Optional {
+		if _, err := regularFile(filepath.Join(abs, name)); err != nil {
+			return nil, err
+		}
 	}
 	cfg, err := readConfig(filepath.Join(abs, spec.ConfigFile))
 	if err != nil {
@@ -227,7 +232,7 @@ func (l *Layout) Config() spec.ImageConfig {
 		u := *c.User
 		c.User = &u
 	}
-	for _, ref := range []**spec.FileRef{&c.KernelFile, &c.Initrd, &c.Disk} {
+	for _, ref := range []**spec.FileRef{&c.KernelFile, &c.Initrd, &c.Disk, &c.SBOM} {
 		if *ref != nil {
 			r := **ref
 			*ref = &r
@@ -240,6 +245,12 @@ func (l *Layout) Config() spec.ImageConfig {
 // (one may have been written since Open).
 func (l *Layout) HasDisk() bool {
 	ok, err := regularFile(l.Path(spec.DiskFile))
+	return ok && err == nil
+}
+
+// HasSBOM reports whether the layout holds sbom.spdx.json as a regular file.
+func (l *Layout) HasSBOM() bool {
+	ok, err := regularFile(l.Path(spec.SBOMFile))
 	return ok && err == nil
 }
 

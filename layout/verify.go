@@ -68,6 +68,14 @@ func (l *Layout) Verify(ctx context.Context) error {
 			return err
 		}
 	}
+	if cfg.SBOM != nil {
+		if !l.HasSBOM() {
+			return l.mismatch(spec.SBOMFile, "missing, but config.json records its digest")
+		}
+		if err := l.verifyFile(ctx, spec.SBOMFile, "sbom", *cfg.SBOM); err != nil {
+			return err
+		}
+	}
 	l.verified = true
 	return nil
 }
@@ -189,11 +197,15 @@ type File struct {
 }
 
 // Files lists the layout's files in a fixed order (config.json, kernel,
-// initrd, rootfs.img, then disk.img if present) with sizes and digests.
+// initrd, rootfs.img, then disk.img and sbom.spdx.json if present) with
+// sizes and digests.
 func (l *Layout) Files(ctx context.Context) ([]File, error) {
 	names := slices.Clone(Required)
 	if l.HasDisk() {
 		names = append(names, spec.DiskFile)
+	}
+	if l.HasSBOM() {
+		names = append(names, spec.SBOMFile)
 	}
 	files := make([]File, 0, len(names))
 	for _, name := range names {

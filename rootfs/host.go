@@ -46,9 +46,10 @@ func (h HostFS) ReadDir(dir string) ([]*Entry, error) {
 	return out, nil
 }
 
-// EntryFromFileInfo describes the host file hostPath, stored in a tree at p.
+// EntryFromFileInfo describes the host file hostPath, stored in a tree at p,
+// with hostPath as its origin.
 func EntryFromFileInfo(p, hostPath string, fi fs.FileInfo) (*Entry, error) {
-	e := &Entry{Path: Clean(p), Mode: fi.Mode()}
+	e := &Entry{Path: Clean(p), Mode: fi.Mode(), Origin: Origin{Kind: OriginHost, Path: hostPath}}
 	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
 		e.UID, e.GID = st.Uid, st.Gid
 		e.Rdev = uint64(st.Rdev)

@@ -198,17 +198,23 @@ func mkdev(major, minor int64) uint64 {
 // remove, opaque directories drop what lower layers had below them, the
 // rest is added. name says which layer, for errors.
 func ApplyLayer(t *Tree, name string, entries []LayerEntry, store *BlobStore) error {
+	return ApplyLayerFrom(t, Origin{Kind: OriginBaseImage, Layer: name}, entries, store)
+}
+
+// ApplyLayerFrom is ApplyLayer giving every entry the layer adds origin
+// (which names the layer by its Layer field).
+func ApplyLayerFrom(t *Tree, origin Origin, entries []LayerEntry, store *BlobStore) error {
 	thisLayer := map[string]bool{}
 	for _, e := range entries {
-		if err := applyEntry(t, e, store, thisLayer); err != nil {
-			return &LayerError{Layer: name, Entry: e.Path, Err: err}
+		if err := applyEntry(t, e, store, thisLayer, origin); err != nil {
+			return &LayerError{Layer: origin.Layer, Entry: e.Path, Err: err}
 		}
 		thisLayer[e.Path] = true
 	}
 	return nil
 }
 
-func applyEntry(t *Tree, e LayerEntry, store *BlobStore, thisLayer map[string]bool) error {
+func applyEntry(t *Tree, e LayerEntry, store *BlobStore, thisLayer map[string]bool, origin Origin) error {
 	switch {
 	case e.Opaque:
 		if d, ok := t.entries[Clean(e.Path)]; ok && d.IsDir() {
@@ -225,9 +231,10 @@ func applyEntry(t *Tree, e LayerEntry, store *BlobStore, thisLayer map[string]bo
 		}
 		link := *target
 		link.Path = e.Path
+		link.Origin = origin
 		return t.Add(link)
 	}
-	te := Entry{Path: e.Path, Mode: e.Mode, UID: e.UID, GID: e.GID, Size: e.Size, Link: e.Link, Rdev: e.Rdev}
+	te := Entry{Path: e.Path, Mode: e.Mode, UID: e.UID, GID: e.GID, Size: e.Size, Link: e.Link, Rdev: e.Rdev, Origin: origin}
 	if e.Blob != "" {
 		te.HostPath = store.Path(e.Blob)
 	} else if te.IsRegular() {

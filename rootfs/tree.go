@@ -36,6 +36,7 @@ type Entry struct {
 	HostPath string // regular files: where the bytes live on the build machine
 	Data     []byte // regular files: the bytes themselves, when HostPath is empty
 	Rdev     uint64 // device number, for character and block devices
+	Origin   Origin // where the entry came from (metadata only, for the SBOM)
 }
 
 // IsDir, IsRegular and IsSymlink say what kind of entry e is.

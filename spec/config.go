@@ -68,10 +68,12 @@ type ImageConfig struct {
 
 	// Digests of the other files of the layout. Optional: a layout's Verify
 	// checks each one that is set. KernelFile is the kernel file itself
-	// (Kernel.Digest is its bundle's); Disk is disk.img as built with --disk.
+	// (Kernel.Digest is its bundle's); Disk is disk.img as built with --disk;
+	// SBOM is sbom.spdx.json.
 	KernelFile *FileRef `json:"kernelFile,omitempty"`
 	Initrd     *FileRef `json:"initrd,omitempty"`
 	Disk       *FileRef `json:"disk,omitempty"`
+	SBOM       *FileRef `json:"sbom,omitempty"`
 }
 
 // User is the uid and gid the init drops to before starting the app.
