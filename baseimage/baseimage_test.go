@@ -215,3 +215,33 @@ func (s *slowWriter) Write(p []byte) (int, error) {
 	}
 	return n, nil
 }
+
+// Each file of an image names the image, its manifest digest and the
+// layer (by diff id) that last wrote it, whether its layers come from the
+// tar or from the cached index.
+func TestFromImageRecordsOrigins(t *testing.T) {
+	l1 := layerOf(t, "bin/app", "v1", "etc/conf", "c")
+	l2 := layerOf(t, "bin/app", "v2")
+	img := imageOf(t, l1, l2)
+	digest, err := img.Digest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cache := t.TempDir()
+	for _, pass := range []string{"cold", "warm"} {
+		im, err := FromImage(context.Background(), "reg.example/app:1", img, WithCacheDir(cache))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for p, l := range map[string]v1.Layer{"/bin/app": l2, "/etc/conf": l1} {
+			diffID, err := l.DiffID()
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := rootfs.Origin{Kind: rootfs.OriginBaseImage, Image: "reg.example/app:1", ImageDigest: digest.String(), Layer: diffID.String()}
+			if e, ok := im.Tree.Get(p); !ok || e.Origin != want {
+				t.Errorf("%s %s: origin %+v, want %+v", pass, p, e.Origin, want)
+			}
+		}
+	}
+}

@@ -132,7 +132,7 @@ func TestAssembleInProcess(t *testing.T) {
 		}
 		outs = append(outs, out)
 	}
-	for _, f := range []string{spec.KernelFile, spec.InitrdFile, spec.RootfsFile, spec.ConfigFile, spec.DiskFile} {
+	for _, f := range []string{spec.KernelFile, spec.InitrdFile, spec.RootfsFile, spec.ConfigFile, spec.DiskFile, spec.SBOMFile} {
 		a, err1 := os.ReadFile(filepath.Join(outs[0], f))
 		c, err2 := os.ReadFile(filepath.Join(outs[1], f))
 		if err1 != nil || err2 != nil || !bytes.Equal(a, c) {

@@ -394,3 +394,53 @@ func FuzzParseConfig(f *testing.F) {
 		}
 	})
 }
+
+// sbom.spdx.json is optional; when config.json records its digest, Verify
+// checks it, and Files lists it last.
+func TestSBOMIsVerifiedAndListed(t *testing.T) {
+	dir, cfg := newLayout(t, layouttest.Config(), layouttest.Files{})
+	l, err := Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := l.VerifySBOM(context.Background()); !errors.Is(err, os.ErrNotExist) || !strings.Contains(err.Error(), "rebuild") {
+		t.Fatalf("no SBOM: %v", err)
+	}
+	p := filepath.Join(dir, spec.SBOMFile)
+	if err := os.WriteFile(p, []byte(`{"spdxVersion":"SPDX-2.3"}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ref, err := HashFile(context.Background(), p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.SBOM = &ref
+	writeConfig(t, dir, cfg)
+	if l, err = Open(dir); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Verify(context.Background()); err != nil {
+		t.Fatalf("correct SBOM digest: %v", err)
+	}
+	files, err := l.Files(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if last := files[len(files)-1]; last.Name != spec.SBOMFile || last.Digest != ref.Digest {
+		t.Errorf("Files: last is %+v", last)
+	}
+	if err := os.WriteFile(p, []byte(`{"spdxVersion":"SPDX-2.2"}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Verify(context.Background()); !errors.Is(err, ErrMismatch) || !strings.Contains(err.Error(), "sbom.digest") {
+		t.Fatalf("edited SBOM: %v", err)
+	}
+	os.Remove(p)
+	if err := l.Verify(context.Background()); !errors.Is(err, ErrMismatch) || !strings.Contains(err.Error(), "missing") {
+		t.Fatalf("removed SBOM: %v", err)
+	}
+	os.Symlink("/etc/hostname", p)
+	if _, err := Open(dir); !errors.Is(err, ErrNotLayout) || !strings.Contains(err.Error(), "symlink") {
+		t.Fatalf("sbom.spdx.json a symlink to a host file: %v", err)
+	}
+}

@@ -69,15 +69,27 @@ func (l *Layout) Verify(ctx context.Context) error {
 		}
 	}
 	if cfg.SBOM != nil {
-		if !l.HasSBOM() {
-			return l.mismatch(spec.SBOMFile, "missing, but config.json records its digest")
-		}
-		if err := l.verifyFile(ctx, spec.SBOMFile, "sbom", *cfg.SBOM); err != nil {
+		if err := l.VerifySBOM(ctx); err != nil {
 			return err
 		}
 	}
 	l.verified = true
 	return nil
+}
+
+// VerifySBOM checks sbom.spdx.json alone against the digest config.json
+// records; with no digest recorded, the file need only be a regular file.
+func (l *Layout) VerifySBOM(ctx context.Context) error {
+	if !l.HasSBOM() {
+		if l.config.SBOM != nil {
+			return l.mismatch(spec.SBOMFile, "missing, but config.json records its digest")
+		}
+		return fmt.Errorf("%s: no %s (a layout built before uni wrote one: rebuild it): %w", l.dir, spec.SBOMFile, os.ErrNotExist)
+	}
+	if l.config.SBOM == nil {
+		return nil
+	}
+	return l.verifyFile(ctx, spec.SBOMFile, "sbom", *l.config.SBOM)
 }
 
 func (l *Layout) mismatch(file, format string, args ...any) error {
