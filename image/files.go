@@ -25,7 +25,6 @@ import (
 // it holds an flock on while it lives, so that a later build can tell the
 // temporary directory of a killed build (unlocked) from a live one.
 
-
 // maxConfigBytes bounds how much of a config.json is read to recognise a
 // layout: a real one is a few KiB.
 const maxConfigBytes = 1 << 20
