@@ -19,20 +19,26 @@ type Row struct {
 }
 
 // Summarize counts the files of doc by origin, largest first. A file with
-// no GENERATED_FROM relationship counts as "unknown".
+// no GENERATED_FROM relationship counts as "unknown"; a null file of a
+// hostile document, not at all.
 func Summarize(doc *spdx.Document) []Row {
 	names := map[common.ElementID]string{}
 	for _, p := range doc.Packages {
-		names[p.PackageSPDXIdentifier] = p.PackageName
+		if p != nil {
+			names[p.PackageSPDXIdentifier] = p.PackageName
+		}
 	}
 	from := map[common.ElementID]string{}
 	for _, r := range doc.Relationships {
-		if r.Relationship == common.TypeRelationshipGeneratedFrom && r.RefA.DocumentRefID == "" {
+		if r != nil && r.Relationship == common.TypeRelationshipGeneratedFrom && r.RefA.DocumentRefID == "" {
 			from[r.RefA.ElementRefID] = names[r.RefB.ElementRefID]
 		}
 	}
 	rows := map[string]*Row{}
 	for _, f := range doc.Files {
+		if f == nil {
+			continue
+		}
 		o := from[f.FileSPDXIdentifier]
 		if o == "" {
 			o = "unknown"
