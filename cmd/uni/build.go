@@ -75,9 +75,9 @@ func runBuild(cmd *cobra.Command, o buildFlags, ctxDir string) error {
 // printLayout lists what a build wrote, with sizes.
 func printLayout(w io.Writer, dir string, cfg *spec.ImageConfig) {
 	fmt.Fprintf(w, "==> %s  (kernel %s, %s)\n", dir, cfg.Kernel.Release, cfg.Entrypoint[0])
-	for _, f := range []string{spec.KernelFile, spec.InitrdFile, spec.RootfsFile, spec.ConfigFile, spec.DiskFile} {
+	for _, f := range []string{spec.KernelFile, spec.InitrdFile, spec.RootfsFile, spec.ConfigFile, spec.DiskFile, spec.SBOMFile} {
 		if fi, err := os.Stat(filepath.Join(dir, f)); err == nil {
-			fmt.Fprintf(w, "    %-12s %10d bytes\n", f, fi.Size())
+			fmt.Fprintf(w, "    %-14s %10d bytes\n", f, fi.Size())
 		}
 	}
 }

@@ -150,7 +150,7 @@ func TestOutputDirectory(t *testing.T) {
 			t.Fatal(err)
 		}
 		mustUni(t, ctx, "build", ".", "-o", out)
-		if got, want := fileList(t, out), "[config.json initrd kernel rootfs.img]"; got != want {
+		if got, want := fileList(t, out), "[config.json initrd kernel rootfs.img sbom.spdx.json]"; got != want {
 			t.Errorf("after the second build %s holds %s, want %s (replaced, not merged)", out, got, want)
 		}
 		if left := tmpSiblings(t, out); len(left) > 0 {
@@ -269,7 +269,7 @@ func TestBuildInterrupted(t *testing.T) {
 		if left := tmpSiblings(t, out); len(left) > 0 {
 			t.Errorf("the next build left %v (stale before it: %v)", left, stale)
 		}
-		if got, want := fileList(t, out), "[config.json initrd kernel rootfs.img]"; got != want {
+		if got, want := fileList(t, out), "[config.json initrd kernel rootfs.img sbom.spdx.json]"; got != want {
 			t.Errorf("%s holds %s, want %s", out, got, want)
 		}
 	})
