@@ -84,7 +84,7 @@ func TestReproducible(t *testing.T) {
 	a, b := filepath.Join(t.TempDir(), "a"), filepath.Join(t.TempDir(), "b")
 	mustUni(t, root, "build", "--disk", "-o", a, "example/hello-node")
 	mustUni(t, root, "build", "--disk", "-o", b, "example/hello-node")
-	for _, f := range []string{"kernel", "initrd", "rootfs.img", "config.json", "disk.img"} {
+	for _, f := range []string{"kernel", "initrd", "rootfs.img", "config.json", "disk.img", "sbom.spdx.json"} {
 		x, err1 := os.ReadFile(filepath.Join(a, f))
 		y, err2 := os.ReadFile(filepath.Join(b, f))
 		if err1 != nil || err2 != nil {
