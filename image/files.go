@@ -25,7 +25,6 @@ import (
 // it holds an flock on while it lives, so that a later build can tell the
 // temporary directory of a killed build (unlocked) from a live one.
 
-
 // maxConfigBytes bounds how much of a config.json is read to recognise a
 // layout: a real one is a few KiB.
 const maxConfigBytes = 1 << 20
@@ -71,6 +70,31 @@ func PrepareOutput(dir string, protect ...string) error {
 		return err
 	}
 	return checkReplaceable(dir, dir)
+}
+
+// WriteOutput writes an image layout to dir as Assemble does: fill writes
+// the files into a temporary directory beside dir, which then replaces dir
+// only if dir is empty or an earlier image layout (PrepareOutput's rules,
+// checked again at the rename). A failed fill leaves dir as it was and
+// nothing beside it.
+func WriteOutput(dir string, fill func(tmp string) error) error {
+	dir = filepath.Clean(dir)
+	if err := os.MkdirAll(filepath.Dir(dir), 0o755); err != nil {
+		return err
+	}
+	tmp, release, err := beginOutput(dir)
+	if err != nil {
+		return err
+	}
+	defer release()
+	defer os.RemoveAll(tmp)
+	if err := fill(tmp); err != nil {
+		return err
+	}
+	if err := os.Chmod(tmp, 0o755); err != nil {
+		return err
+	}
+	return replaceDir(tmp, dir)
 }
 
 // checkOutputPath refuses an output path that is, or contains, one of the
