@@ -138,7 +138,7 @@ func IsLoopback(host string) bool {
 // would otherwise send a typo'd file name to Docker Hub.
 func IsRemoteRef(s string) bool {
 	host, _, ok := strings.Cut(s, "/")
-	if !ok || !(strings.ContainsAny(host, ".:") || host == "localhost") {
+	if !ok || strings.HasPrefix(host, ".") || !(strings.ContainsAny(host, ".:") || host == "localhost") {
 		return false
 	}
 	_, err := name.ParseReference(s)
