@@ -152,7 +152,10 @@ func TestParseManifestRefuses(t *testing.T) {
 		{"escaping title", func(m *v1.Manifest) { m.Layers[1].Annotations[AnnotationTitle] = "../../x" }, ErrInvalid, "is a path"},
 		{"absolute title", func(m *v1.Manifest) { m.Layers[1].Annotations[AnnotationTitle] = "/kernel" }, ErrInvalid, "is a path"},
 		{"no title", func(m *v1.Manifest) { delete(m.Layers[2].Annotations, AnnotationTitle) }, ErrInvalid, "no org.opencontainers.image.title"},
-		{"duplicate", func(m *v1.Manifest) { m.Layers[2].Annotations[AnnotationTitle] = "kernel"; m.Layers[2].MediaType = KernelMediaType }, ErrInvalid, "appears twice"},
+		{"duplicate", func(m *v1.Manifest) {
+			m.Layers[2].Annotations[AnnotationTitle] = "kernel"
+			m.Layers[2].MediaType = KernelMediaType
+		}, ErrInvalid, "appears twice"},
 		{"missing rootfs", func(m *v1.Manifest) { m.Layers = m.Layers[:3] }, ErrInvalid, `no layer titled "rootfs.img"`},
 		{"absurd size", func(m *v1.Manifest) { m.Layers[3].Size = 1 << 62 }, ErrInvalid, "size 4611686018427387904"},
 		{"negative size", func(m *v1.Manifest) { m.Layers[3].Size = -1 }, ErrInvalid, "size -1"},
