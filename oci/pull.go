@@ -28,6 +28,9 @@ type Resolved struct {
 	ManifestDigest v1.Hash
 	Manifest       *v1.Manifest
 	Files          []Blob // the manifest's layers, titles checked
+	// ImageForm is set for the image form of docker buildx (a container
+	// image whose tar layers hold the files); Files is then empty.
+	ImageForm bool
 }
 
 // Resolve fetches what ref names: an index (the entry for WithPlatform is
@@ -65,7 +68,12 @@ func (o *options) resolve(ctx context.Context, ref string) (*Resolved, error) {
 		raw, digest, mt = m.Manifest, m.Digest, m.MediaType
 	}
 	if mt == types.DockerManifestSchema2 || (mt == types.OCIManifestSchema1 && isContainerImage(raw)) {
-		return nil, fmt.Errorf("%s: %w: it is a container image (media type %s); pulling the image form of docker buildx is not implemented yet (docs/oci-artifact.md)", ref, ErrUnsupported, mt)
+		m, err := ParseImageForm(raw, o.maxFile)
+		if err != nil {
+			return nil, fmt.Errorf("%s: the image form: %w", ref, err)
+		}
+		res.ManifestRaw, res.ManifestDigest, res.Manifest, res.ImageForm = raw, digest, m, true
+		return res, nil
 	}
 	if mt != types.OCIManifestSchema1 {
 		return nil, fmt.Errorf("%s: %w: media type %q", ref, ErrUnsupported, mt)
@@ -118,6 +126,12 @@ func Pull(ctx context.Context, ref, dir string, opts ...Option) (*Pulled, error)
 	ropts := o.remoteOptions(ctx)
 	out := &Pulled{Dir: dir, Manifest: res.ManifestDigest}
 	err = image.WriteOutput(dir, func(tmp string) error {
+		if res.ImageForm {
+			if err := pullImageForm(ctx, res.Ref.Context(), res.Manifest, tmp, o.maxFile, rep, ropts); err != nil {
+				return fmt.Errorf("pull %s: %w", ref, err)
+			}
+			out.Fetched = len(res.Manifest.Layers)
+		}
 		for _, b := range res.Files {
 			dst := filepath.Join(tmp, b.Name)
 			ok, err := st.CopyTo(ctx, b.Desc, dst)

@@ -66,6 +66,9 @@ func runInspect(cmd *cobra.Command, target string, asJSON, insecure bool) error 
 		if err != nil {
 			return err
 		}
+		if res.ImageForm {
+			return fmt.Errorf("%s is a container image (the image form of docker buildx): uni pull it, then uni inspect the directory", target)
+		}
 		if config, err = oci.ReadConfig(ctx, res, oci.WithInsecure(insecure)); err != nil {
 			return err
 		}

@@ -405,3 +405,29 @@ func TestOCIRunPulled(t *testing.T) {
 		})
 	}
 }
+
+// TestOCIPullImageForm: the image form docker buildx pushes (a container
+// image whose gzip tar layer holds the layout's files at its root), made
+// here with go-containerregistry, pulls into a layout that verifies.
+func TestOCIPullImageForm(t *testing.T) {
+	reg := startOCIRegistry(t)
+	out := buildHelloGo(t, "")
+	var files []layerFile
+	for _, n := range layout.Required {
+		files = append(files, layerFile{name: n, body: hostFile(t, filepath.Join(out, n))})
+	}
+	files = append(files, layerFile{name: "etc/", typ: '5', mode: 0o755})
+	ref := pushImage(t, reg.addr, "apps/buildx:1", v1.Config{}, makeLayer(t, files...))
+	d := filepath.Join(t.TempDir(), "d")
+	if log, st := runUni(t, t.TempDir(), "", "pull", "-o", d, ref); st != 0 {
+		t.Fatalf("uni pull of the image form: exit %d\n%s", st, log)
+	}
+	for _, n := range layout.Required {
+		if !bytes.Equal(hostFile(t, filepath.Join(d, n)), hostFile(t, filepath.Join(out, n))) {
+			t.Errorf("%s differs after pulling the image form", n)
+		}
+	}
+	if insp := mustUni(t, "", "inspect", d); !strings.Contains(insp, "8080/tcp") {
+		t.Errorf("uni inspect of the pulled layout:\n%s", insp)
+	}
+}
