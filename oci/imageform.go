@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"hash"
 	"io"
+	"net/http"
 	"os"
 	"path"
 	"path/filepath"
@@ -19,7 +20,6 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
@@ -77,13 +77,9 @@ func ParseImageForm(raw []byte, maxFile int64) (*v1.Manifest, error) {
 
 // pullImageForm writes the layout files held by the image's layers into
 // tmp, each layer checked against its digest and size as it streams.
-func pullImageForm(ctx context.Context, repo name.Repository, m *v1.Manifest, tmp string, maxFile int64, rep *progress.Reporter, ropts []remote.Option) error {
+func pullImageForm(ctx context.Context, c *http.Client, repo name.Repository, m *v1.Manifest, tmp string, maxFile int64, rep *progress.Reporter) error {
 	for i, d := range m.Layers {
-		l, err := remote.Layer(repo.Digest(d.Digest.String()), ropts...)
-		if err != nil {
-			return err
-		}
-		rc, err := l.Compressed()
+		rc, err := getBlob(ctx, c, repo, d.Digest)
 		if err != nil {
 			return fmt.Errorf("layer %d: %w", i, err)
 		}

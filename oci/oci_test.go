@@ -255,12 +255,27 @@ func TestHTTPGuard(t *testing.T) {
 			t.Errorf("IsLoopback(%q) = %v", host, !ok)
 		}
 	}
-	g := &httpGuard{next: http.DefaultTransport}
+	var seen []string
+	g := &httpGuard{next: roundTripFunc(func(r *http.Request) (*http.Response, error) {
+		seen = append(seen, r.URL.String())
+		return nil, errors.New("not sent")
+	})}
+	for _, u := range []string{"http://10.1.2.3:5000/v2/", "http://127.0.0.1:5000/v2/", "https://example.com/v2/"} {
+		req, _ := http.NewRequest("GET", u, nil)
+		g.RoundTrip(req)
+	}
+	g.insecure = true
 	req, _ := http.NewRequest("GET", "http://10.1.2.3:5000/v2/", nil)
-	if _, err := g.RoundTrip(req); err == nil || !strings.Contains(err.Error(), "--insecure") {
-		t.Errorf("plain HTTP to 10.1.2.3: %v", err)
+	g.RoundTrip(req)
+	want := "https://10.1.2.3:5000/v2/ http://127.0.0.1:5000/v2/ https://example.com/v2/ http://10.1.2.3:5000/v2/"
+	if got := strings.Join(seen, " "); got != want {
+		t.Errorf("sent %s, want %s", got, want)
 	}
 }
+
+type roundTripFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
 
 func TestIsRemoteRef(t *testing.T) {
 	for s, want := range map[string]bool{

@@ -6,13 +6,16 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"path"
 	"strings"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 )
 
 // Option configures Push, Pull and Inspect.
@@ -101,15 +104,14 @@ func (o *options) remoteOptions(ctx context.Context) []remote.Option {
 		remote.WithAuthFromKeychain(o.keychain),
 		remote.WithTransport(&httpGuard{next: o.transport, insecure: o.insecure}),
 		remote.WithRetryBackoff(retryBackoff),
-		remote.WithRetryStatusCodes(http.StatusRequestTimeout, http.StatusTooManyRequests,
-			http.StatusInternalServerError, http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout),
+		remote.WithRetryStatusCodes(retryStatusCodes...),
 		remote.WithUserAgent("uni"),
 	}
 }
 
-// httpGuard refuses plain HTTP to a host that is not loopback, unless the
-// user said --insecure: ggcr would also fall back to HTTP for private
-// (RFC 1918) addresses, where a network attacker can answer.
+// httpGuard keeps plain HTTP to loopback hosts, unless the user said
+// --insecure: ggcr speaks HTTP to private (RFC 1918) addresses too, where a
+// network attacker can answer, so such a request goes out over TLS instead.
 type httpGuard struct {
 	next     http.RoundTripper
 	insecure bool
@@ -117,7 +119,8 @@ type httpGuard struct {
 
 func (g *httpGuard) RoundTrip(req *http.Request) (*http.Response, error) {
 	if req.URL.Scheme == "http" && !g.insecure && !IsLoopback(req.URL.Hostname()) {
-		return nil, fmt.Errorf("refusing plain HTTP to %s: only loopback registries are reached without TLS (use --insecure to allow it)", req.URL.Host)
+		req = req.Clone(req.Context())
+		req.URL.Scheme = "https"
 	}
 	return g.next.RoundTrip(req)
 }
@@ -153,4 +156,43 @@ func DefaultDir(ref string) (string, error) {
 		return "", fmt.Errorf("reference %q: %w", ref, err)
 	}
 	return path.Base(r.Context().RepositoryStr()), nil
+}
+
+// retryStatusCodes are the transient answers retried with retryBackoff.
+var retryStatusCodes = []int{http.StatusRequestTimeout, http.StatusTooManyRequests,
+	http.StatusInternalServerError, http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout}
+
+// blobClient is an authenticated, retrying HTTP client for reading blobs
+// of repo. Pull reads blobs with it rather than with ggcr's layer reader,
+// which hashes every blob a second time.
+func (o *options) blobClient(ctx context.Context, repo name.Repository) (*http.Client, error) {
+	auth, err := authn.Resolve(ctx, o.keychain, repo)
+	if err != nil {
+		return nil, err
+	}
+	rt := transport.NewRetry(&httpGuard{next: o.transport, insecure: o.insecure},
+		transport.WithRetryBackoff(retryBackoff), transport.WithRetryStatusCodes(retryStatusCodes...))
+	tr, err := transport.NewWithContext(ctx, repo.Registry, auth, rt, []string{repo.Scope(transport.PullScope)})
+	if err != nil {
+		return nil, err
+	}
+	return &http.Client{Transport: tr}, nil
+}
+
+// getBlob opens the blob d of repo.
+func getBlob(ctx context.Context, c *http.Client, repo name.Repository, d v1.Hash) (io.ReadCloser, error) {
+	u := url.URL{Scheme: repo.Registry.Scheme(), Host: repo.RegistryStr(), Path: fmt.Sprintf("/v2/%s/blobs/%s", repo.RepositoryStr(), d)}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	if err := transport.CheckError(resp, http.StatusOK); err != nil {
+		resp.Body.Close()
+		return nil, err
+	}
+	return resp.Body, nil
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net/http"
 	"path/filepath"
 
 	"github.com/google/go-containerregistry/pkg/name"
@@ -123,11 +124,14 @@ func Pull(ctx context.Context, ref, dir string, opts ...Option) (*Pulled, error)
 		return nil, err
 	}
 	rep := progress.New(o.log)
-	ropts := o.remoteOptions(ctx)
 	out := &Pulled{Dir: dir, Manifest: res.ManifestDigest}
+	client, err := o.blobClient(ctx, res.Ref.Context())
+	if err != nil {
+		return nil, err
+	}
 	err = image.WriteOutput(dir, func(tmp string) error {
 		if res.ImageForm {
-			if err := pullImageForm(ctx, res.Ref.Context(), res.Manifest, tmp, o.maxFile, rep, ropts); err != nil {
+			if err := pullImageForm(ctx, client, res.Ref.Context(), res.Manifest, tmp, o.maxFile, rep); err != nil {
 				return fmt.Errorf("pull %s: %w", ref, err)
 			}
 			out.Fetched = len(res.Manifest.Layers)
@@ -142,7 +146,7 @@ func Pull(ctx context.Context, ref, dir string, opts ...Option) (*Pulled, error)
 				rep.Printf("%s: from the local store (%s)", b.Name, progress.Bytes(b.Desc.Size))
 				continue
 			}
-			if err := fetch(ctx, res.Ref.Context(), b, st, dst, rep, ropts); err != nil {
+			if err := fetch(ctx, client, res.Ref.Context(), b, st, dst, rep); err != nil {
 				return fmt.Errorf("pull %s: %s: %w", ref, b.Name, err)
 			}
 			out.Fetched++
@@ -167,12 +171,8 @@ func Pull(ctx context.Context, ref, dir string, opts ...Option) (*Pulled, error)
 }
 
 // fetch downloads one blob into the store and dst at once.
-func fetch(ctx context.Context, repo name.Repository, b Blob, st *Store, dst string, rep *progress.Reporter, ropts []remote.Option) error {
-	l, err := remote.Layer(repo.Digest(b.Desc.Digest.String()), ropts...)
-	if err != nil {
-		return err
-	}
-	rc, err := l.Compressed()
+func fetch(ctx context.Context, c *http.Client, repo name.Repository, b Blob, st *Store, dst string, rep *progress.Reporter) error {
+	rc, err := getBlob(ctx, c, repo, b.Desc.Digest)
 	if err != nil {
 		return err
 	}

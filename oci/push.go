@@ -36,7 +36,8 @@ type Pushed struct {
 
 // Push writes the layout l to the registry as ref (a tag): its blobs, its
 // image manifest, the index the tag names, and sbom.spdx.json, when the
-// layout holds one, as a referrer of the index. l is verified first. Blobs
+// layout holds one, as a referrer of the index. l is verified while the
+// blobs go up, and no manifest is written unless it passes. Blobs
 // are streamed from their files; one the registry has already is not sent,
 // and one another repository of WithMountFrom has is mounted.
 func Push(ctx context.Context, l *layout.Layout, ref string, opts ...Option) (*Pushed, error) {
@@ -49,11 +50,37 @@ func Push(ctx context.Context, l *layout.Layout, ref string, opts ...Option) (*P
 	if !ok {
 		return nil, fmt.Errorf("push %s: give a tag, not a digest: the digest is the artifact's own", ref)
 	}
-	if !l.Verified() {
-		if err := l.Verify(ctx); err != nil {
-			return nil, err
+	// Verify runs while the blobs go up (each upload hashes its file
+	// against the digest config.json records, Verify checks the rest); the
+	// manifests are written only once both have passed.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	verified := make(chan error, 1)
+	go func() {
+		if l.Verified() {
+			verified <- nil
+			return
 		}
+		verified <- l.Verify(ctx)
+	}()
+	pushed, err := push(ctx, l, tag, o)
+	if err != nil && !errors.Is(err, ErrDigest) {
+		// A file that differs from config.json is better told by Verify;
+		// for any other failure it need not finish.
+		cancel()
 	}
+	if verr := <-verified; verr != nil && !(err != nil && errors.Is(verr, context.Canceled)) {
+		return nil, verr
+	}
+	if err != nil {
+		return nil, err
+	}
+	return pushed(ctx)
+}
+
+// push uploads the blobs and returns what writes the manifests.
+func push(ctx context.Context, l *layout.Layout, tag name.Tag, o options) (func(context.Context) (*Pushed, error), error) {
+	ref := tag.String()
 	files, err := layoutFiles(ctx, l, o.disk)
 	if err != nil {
 		return nil, err
@@ -90,6 +117,13 @@ func Push(ctx context.Context, l *layout.Layout, ref string, opts ...Option) (*P
 			out.Uploaded++
 		}
 	}
+	return func(ctx context.Context) (*Pushed, error) {
+		return writeManifests(ctx, p, l, tag, a, out, rep, ropts)
+	}, nil
+}
+
+func writeManifests(ctx context.Context, p *remote.Pusher, l *layout.Layout, tag name.Tag, a *Artifact, out *Pushed, rep *progress.Reporter, ropts []remote.Option) (*Pushed, error) {
+	ref := tag.String()
 	if err := p.Put(ctx, tag.Context().Digest(a.ManifestDesc.Digest.String()), rawManifest{a.Manifest, types.OCIManifestSchema1}); err != nil {
 		return nil, fmt.Errorf("push %s: manifest: %w", ref, err)
 	}
@@ -106,7 +140,7 @@ func Push(ctx context.Context, l *layout.Layout, ref string, opts ...Option) (*P
 }
 
 // layoutFiles lists the files to push with their digests. The digests
-// config.json records, which Verify has just checked, are taken as they
+// config.json records (which Verify checks meanwhile) are taken as they
 // are; the others are hashed. Each upload hashes its file again as it
 // streams it, so a file changed meanwhile fails the push.
 func layoutFiles(ctx context.Context, l *layout.Layout, disk bool) ([]layout.File, error) {

@@ -10,6 +10,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
@@ -49,9 +50,9 @@ func OpenStore(dir string) (*Store, error) {
 // Path is where the blob h is (or would be) kept.
 func (s *Store) Path(h v1.Hash) string { return filepath.Join(s.dir, "blobs", h.Algorithm, h.Hex) }
 
-// CopyTo writes the stored blob d to dst, checking its digest and size on
-// the way. It reports false, having written nothing, when the store lacks
-// the blob; a stored blob that fails the check is removed and reported
+// CopyTo puts the stored blob d at dst, after checking its digest and
+// size. It reports false, having written nothing, when the store lacks the
+// blob; a stored blob that fails the check is removed and reported
 // missing, so the caller downloads it again.
 func (s *Store) CopyTo(ctx context.Context, d v1.Descriptor, dst string) (bool, error) {
 	p := s.Path(d.Digest)
@@ -62,25 +63,44 @@ func (s *Store) CopyTo(ctx context.Context, d v1.Descriptor, dst string) (bool, 
 	if err != nil {
 		return false, err
 	}
-	defer f.Close()
-	err = atomicfile.Write(dst, 0o644, func(w io.Writer) error {
-		return copyVerified(w, ctxio.Reader(ctx, f), d, "stored blob")
-	})
+	err = copyVerified(io.Discard, ctxio.Reader(ctx, f), d, "stored blob")
+	f.Close()
 	if errors.Is(err, ErrDigest) {
 		os.Remove(p)
 		return false, nil
 	}
-	return err == nil, err
+	if err != nil {
+		return false, err
+	}
+	return true, share(p, dst)
 }
 
-// Add writes a blob read from r to the store and, on the same pass, to
-// dst; both only if its digest and size are d's.
+// Add writes a blob read from r to dst, only if its digest and size are
+// d's, and then keeps it in the store.
 func (s *Store) Add(ctx context.Context, d v1.Descriptor, r io.Reader, dst string, what string) error {
-	return atomicfile.Write(s.Path(d.Digest), 0o644, func(sw io.Writer) error {
-		return atomicfile.Write(dst, 0o644, func(dw io.Writer) error {
-			return copyVerified(io.MultiWriter(sw, dw), ctxio.Reader(ctx, r), d, what)
-		})
-	})
+	if err := atomicfile.Write(dst, 0o644, func(w io.Writer) error {
+		return copyVerified(w, ctxio.Reader(ctx, r), d, what)
+	}); err != nil {
+		return err
+	}
+	return share(dst, s.Path(d.Digest))
+}
+
+// share makes dst a hard link of src (one copy on disk: a pulled layout
+// and the store share their blobs; uni opens layout files read-only, and a
+// stored blob is checked whenever it is read), or a copy of it where
+// links do not work (another file system). dst appears whole or not at all.
+func share(src, dst string) error {
+	tmp := filepath.Join(filepath.Dir(dst), fmt.Sprintf("%s%s.tmp-%d%d", atomicfile.TempPrefix, filepath.Base(dst), os.Getpid(), time.Now().UnixNano()))
+	os.Remove(tmp)
+	if err := os.Link(src, tmp); err == nil {
+		if err := os.Rename(tmp, dst); err != nil {
+			os.Remove(tmp)
+			return err
+		}
+		return nil
+	}
+	return atomicfile.CopyFile(src, dst, 0o644)
 }
 
 // copyVerified copies at most d.Size+1 bytes of r to w and fails with
