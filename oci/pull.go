@@ -8,11 +8,13 @@ import (
 	"io"
 	"net/http"
 	"path/filepath"
+	"sync/atomic"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/types"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/uniforge/packer-plugin-unikernel/image"
 	"github.com/uniforge/packer-plugin-unikernel/internal/progress"
@@ -136,21 +138,32 @@ func Pull(ctx context.Context, ref, dir string, opts ...Option) (*Pulled, error)
 			}
 			out.Fetched = len(res.Manifest.Layers)
 		}
+		// Three blobs at a time, as oras; the first failure stops the others.
+		g, gctx := errgroup.WithContext(ctx)
+		g.SetLimit(3)
+		var fetched atomic.Int32
 		for _, b := range res.Files {
-			dst := filepath.Join(tmp, b.Name)
-			ok, err := st.CopyTo(ctx, b.Desc, dst)
-			if err != nil {
-				return fmt.Errorf("%s: %w", b.Name, err)
-			}
-			if ok {
-				rep.Printf("%s: from the local store (%s)", b.Name, progress.Bytes(b.Desc.Size))
-				continue
-			}
-			if err := fetch(ctx, client, res.Ref.Context(), b, st, dst, rep); err != nil {
-				return fmt.Errorf("pull %s: %s: %w", ref, b.Name, err)
-			}
-			out.Fetched++
+			g.Go(func() error {
+				dst := filepath.Join(tmp, b.Name)
+				ok, err := st.CopyTo(gctx, b.Desc, dst)
+				if err != nil {
+					return fmt.Errorf("%s: %w", b.Name, err)
+				}
+				if ok {
+					rep.Printf("%s: from the local store (%s)", b.Name, progress.Bytes(b.Desc.Size))
+					return nil
+				}
+				if err := fetch(gctx, client, res.Ref.Context(), b, st, dst, rep); err != nil {
+					return fmt.Errorf("pull %s: %s: %w", ref, b.Name, err)
+				}
+				fetched.Add(1)
+				return nil
+			})
 		}
+		if err := g.Wait(); err != nil {
+			return err
+		}
+		out.Fetched += int(fetched.Load())
 		l, err := layout.Open(tmp)
 		if err != nil {
 			return fmt.Errorf("pull %s: %w", ref, err)
