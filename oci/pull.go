@@ -192,7 +192,7 @@ func fetch(ctx context.Context, c *http.Client, repo name.Repository, b Blob, st
 	defer rc.Close()
 	task := rep.Start("downloading", "downloaded", b.Name, b.Desc.Size)
 	r := &countReader{r: rc, task: task}
-	if err := st.Add(ctx, b.Desc, r, dst, b.Name+" ("+b.Desc.Digest.String()+")"); err != nil {
+	if err := st.Add(ctx, b.Desc, r, dst, "blob "+b.Desc.Digest.String()); err != nil {
 		task.Fail()
 		return err
 	}
