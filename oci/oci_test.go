@@ -324,9 +324,16 @@ func TestPushPull(t *testing.T) {
 	ct := &countingTransport{}
 	opts := []Option{WithTransport(ct), WithStore(t.TempDir())}
 
+	sbom := []byte(`{"spdxVersion":"SPDX-2.3"}`)
+	if err := os.WriteFile(filepath.Join(src, spec.SBOMFile), sbom, 0o644); err != nil {
+		t.Fatal(err)
+	}
 	l, err := layout.Open(src)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if _, err := FetchSBOM(ctx, ref, opts...); err == nil {
+		t.Fatal("an SBOM before the push")
 	}
 	p1, err := Push(ctx, l, ref, opts...)
 	if err != nil {
@@ -334,6 +341,9 @@ func TestPushPull(t *testing.T) {
 	}
 	if p1.Uploaded != 4 {
 		t.Errorf("first push sent %d blobs, want 4", p1.Uploaded)
+	}
+	if got, err := FetchSBOM(ctx, ref, opts...); err != nil || !bytes.Equal(got, sbom) || p1.SBOM == nil {
+		t.Errorf("the SBOM back: %q, %v (pushed as %v)", got, err, p1.SBOM)
 	}
 	puts := ct.blobPuts
 	p2, err := Push(ctx, l, ref, opts...)
