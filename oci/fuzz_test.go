@@ -1,6 +1,10 @@
 package oci
 
 import (
+	"archive/tar"
+	"bytes"
+	"os"
+	"path/filepath"
 	"testing"
 
 	"github.com/uniforge/packer-plugin-unikernel/layout"
@@ -50,4 +54,55 @@ func FuzzParseManifest(f *testing.F) {
 			}
 		}
 	})
+}
+
+// FuzzExtractLayer: whatever a layer of the image form holds, extracting
+// it writes nothing but layout files, as regular files, inside the output
+// directory. Seeds are in testdata/fuzz/FuzzExtractLayer.
+func FuzzExtractLayer(f *testing.F) {
+	f.Add(seedTar(f, tarEntry{name: "kernel", body: []byte("k")}, tarEntry{name: "./config.json", body: []byte("{}")}))
+	f.Add(seedTar(f, tarEntry{name: "../kernel", body: []byte("k")}, tarEntry{name: "etc/initrd", body: []byte("i")}))
+	f.Add(seedTar(f, tarEntry{name: "rootfs.img", typ: tar.TypeSymlink, link: "/etc/passwd"}))
+	f.Add(seedTar(f, tarEntry{name: "kernel", body: []byte("k")}, tarEntry{name: ".wh.kernel"}))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		parent := t.TempDir()
+		tmp := filepath.Join(parent, "out")
+		if err := os.Mkdir(tmp, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		extractLayer(bytes.NewReader(data), tmp, 1<<20)
+		ents, err := os.ReadDir(parent)
+		if err != nil || len(ents) != 1 {
+			t.Fatalf("wrote beside the output: %v", ents)
+		}
+		out, err := os.ReadDir(tmp)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range out {
+			if !imageFormFile(e.Name()) || !e.Type().IsRegular() {
+				t.Fatalf("wrote %q (%v)", e.Name(), e.Type())
+			}
+		}
+	})
+}
+
+func seedTar(f *testing.F, entries ...tarEntry) []byte {
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	for _, e := range entries {
+		h := &tar.Header{Name: e.name, Linkname: e.link, Typeflag: e.typ, Mode: 0o644, Size: int64(len(e.body))}
+		if h.Typeflag == 0 {
+			h.Typeflag = tar.TypeReg
+		}
+		if h.Typeflag != tar.TypeReg {
+			h.Size = 0
+		}
+		if err := tw.WriteHeader(h); err != nil {
+			f.Fatal(err)
+		}
+		tw.Write(e.body)
+	}
+	tw.Close()
+	return buf.Bytes()
 }
