@@ -9,6 +9,7 @@ UNI         := $(BIN)/uni
 INIT_BIN    := internal/initbin/uni-init
 GOBIN       := $(shell $(GO) env GOPATH)/bin
 REGISTRY    := $(GOBIN)/registry
+ORAS        := $(GOBIN)/oras
 export SOURCE_DATE_EPOCH ?= 0
 
 # Debian packages the build and the tests use: QEMU and its firmware, GRUB's
@@ -40,6 +41,9 @@ deps:
 $(REGISTRY):
 	$(GO) install github.com/distribution/distribution/v3/cmd/registry@v3.1.2
 
+$(ORAS):
+	$(GO) install oras.land/oras/cmd/oras@v1.3.6
+
 examples: example/hello-go/hello
 
 example/hello-go/hello: example/hello-go/main.go
@@ -48,7 +52,7 @@ example/hello-go/hello: example/hello-go/main.go
 demo: deps build
 	@scripts/demo.sh $(UNI) example/hello-node 8083
 
-test: deps $(REGISTRY) build examples
+test: deps $(REGISTRY) $(ORAS) build examples
 	$(GO) vet ./...
 	UNI="$(CURDIR)/$(UNI)" PATH="$(CURDIR)/$(BIN):$(GOBIN):$$PATH" $(GO) test -p 2 -timeout 40m ./...
 	cd unifile/bkcompat && $(GO) vet ./... && $(GO) test ./...

@@ -58,24 +58,16 @@ type Input struct {
 // failed build leaves dir as it was; dir is replaced only if it is empty or
 // an earlier image layout (see PrepareOutput).
 func Assemble(ctx context.Context, in Input, dir string) (*spec.ImageConfig, error) {
-	dir = filepath.Clean(dir)
-	if err := os.MkdirAll(filepath.Dir(dir), 0o755); err != nil {
-		return nil, err
-	}
-	tmp, release, err := beginOutput(dir)
+	var cfg *spec.ImageConfig
+	err := WriteOutput(dir, func(tmp string) error {
+		var err error
+		cfg, err = writeLayout(ctx, in, tmp)
+		return err
+	})
 	if err != nil {
 		return nil, err
 	}
-	defer release()
-	defer os.RemoveAll(tmp)
-	cfg, err := writeLayout(ctx, in, tmp)
-	if err != nil {
-		return nil, err
-	}
-	if err := os.Chmod(tmp, 0o755); err != nil {
-		return nil, err
-	}
-	return cfg, replaceDir(tmp, dir)
+	return cfg, nil
 }
 
 func writeLayout(ctx context.Context, in Input, dir string) (*spec.ImageConfig, error) {

@@ -72,6 +72,31 @@ func PrepareOutput(dir string, protect ...string) error {
 	return checkReplaceable(dir, dir)
 }
 
+// WriteOutput writes an image layout to dir as Assemble does: fill writes
+// the files into a temporary directory beside dir, which then replaces dir
+// only if dir is empty or an earlier image layout (PrepareOutput's rules,
+// checked again at the rename). A failed fill leaves dir as it was and
+// nothing beside it.
+func WriteOutput(dir string, fill func(tmp string) error) error {
+	dir = filepath.Clean(dir)
+	if err := os.MkdirAll(filepath.Dir(dir), 0o755); err != nil {
+		return err
+	}
+	tmp, release, err := beginOutput(dir)
+	if err != nil {
+		return err
+	}
+	defer release()
+	defer os.RemoveAll(tmp)
+	if err := fill(tmp); err != nil {
+		return err
+	}
+	if err := os.Chmod(tmp, 0o755); err != nil {
+		return err
+	}
+	return replaceDir(tmp, dir)
+}
+
 // checkOutputPath refuses an output path that is, or contains, one of the
 // protected paths.
 func checkOutputPath(dir string, protect []string) error {

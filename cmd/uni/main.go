@@ -69,6 +69,6 @@ rootfs.img, config.json), which uni run boots in QEMU.`,
 	root.SetVersionTemplate("uni {{.Version}}\n")
 	root.SetFlagErrorFunc(flagError)
 	root.AddCommand(newBuildCmd(), newRunCmd(), newInitCmd(), newKernelCmd(), newVersionCmd())
-	root.AddCommand(newSBOMCmd())
+	root.AddCommand(newPushCmd(), newPullCmd(), newInspectCmd(), newSBOMCmd())
 	return root
 }

@@ -2,8 +2,10 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 
@@ -14,6 +16,7 @@ import (
 	"github.com/uniforge/packer-plugin-unikernel/internal/cachedir"
 	"github.com/uniforge/packer-plugin-unikernel/kernel"
 	"github.com/uniforge/packer-plugin-unikernel/layout"
+	"github.com/uniforge/packer-plugin-unikernel/oci"
 	"github.com/uniforge/packer-plugin-unikernel/spec"
 	"github.com/uniforge/packer-plugin-unikernel/unifile"
 	"github.com/uniforge/packer-plugin-unikernel/vm"
@@ -33,7 +36,9 @@ func newRunCmd() *cobra.Command {
 		Short: "Boot an image in QEMU, building it first if need be",
 		Long: `Boot TARGET in QEMU, stream its console, and exit with the app's exit status.
 
-TARGET is an image directory (from uni build), a build context holding a
+TARGET is an image directory (from uni build), a registry reference with
+an explicit registry (reg.example/app:1; pulled into a temporary directory
+when no file of that name exists), a build context holding a
 Unifile (or any directory with -f), or a program: a script (.js, .py, #!)
 run by the interpreter on your PATH, or an ELF binary. A context or program
 is built into a temporary directory, removed afterwards.`,
@@ -121,6 +126,9 @@ func runRun(cmd *cobra.Command, o runFlags, target string) error {
 func runnableLayout(ctx context.Context, target, file string, bargs map[string]string, disk bool, log io.Writer) (string, func(), error) {
 	nothing := func() {}
 	fi, err := os.Stat(target)
+	if errors.Is(err, fs.ErrNotExist) && file == "" && oci.IsRemoteRef(target) {
+		return pulledLayout(ctx, target, log)
+	}
 	if err != nil {
 		return "", nothing, fmt.Errorf("%s: %w", target, err)
 	}
@@ -162,6 +170,22 @@ func runnableLayout(ctx context.Context, target, file string, bargs map[string]s
 		return "", nothing, err
 	}
 	return req.OutDir, cleanup, nil
+}
+
+// pulledLayout pulls the image ref into a temporary directory (removed by
+// cleanup).
+func pulledLayout(ctx context.Context, ref string, log io.Writer) (string, func(), error) {
+	tmp, err := os.MkdirTemp("", "uni-pull-")
+	if err != nil {
+		return "", func() {}, err
+	}
+	cleanup := func() { os.RemoveAll(tmp) }
+	p, err := oci.Pull(ctx, ref, filepath.Join(tmp, "image"), oci.WithProgress(log))
+	if err != nil {
+		cleanup()
+		return "", func() {}, err
+	}
+	return p.Dir, cleanup, nil
 }
 
 // resolveBundle finds a kernel bundle by digest in the cache, for writing

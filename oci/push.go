@@ -1,0 +1,386 @@
+package oci
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+	"io/fs"
+	"os"
+	"sync/atomic"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+
+	"github.com/uniforge/packer-plugin-unikernel/internal/ctxio"
+	"github.com/uniforge/packer-plugin-unikernel/internal/progress"
+	"github.com/uniforge/packer-plugin-unikernel/layout"
+	"github.com/uniforge/packer-plugin-unikernel/spec"
+)
+
+// Pushed says what Push wrote.
+type Pushed struct {
+	Ref      string  // repo:tag as pushed
+	Index    v1.Hash // what the tag names
+	Manifest v1.Hash // the linux/amd64 image manifest
+	SBOM     *v1.Hash
+	Uploaded int // blobs sent (not already there, not mounted)
+}
+
+// Push writes the layout l to the registry as ref (a tag): its blobs, its
+// image manifest, the index the tag names, and sbom.spdx.json, when the
+// layout holds one, as a referrer of the index. l is verified while the
+// blobs go up, and no manifest is written unless it passes. Blobs
+// are streamed from their files; one the registry has already is not sent,
+// and one another repository of WithMountFrom has is mounted.
+func Push(ctx context.Context, l *layout.Layout, ref string, opts ...Option) (*Pushed, error) {
+	o := makeOptions(opts)
+	r, err := o.parseRef(ref)
+	if err != nil {
+		return nil, err
+	}
+	tag, ok := r.(name.Tag)
+	if !ok {
+		return nil, fmt.Errorf("push %s: give a tag, not a digest: the digest is the artifact's own", ref)
+	}
+	// Verify runs while the blobs go up (each upload hashes its file
+	// against the digest config.json records, Verify checks the rest); the
+	// manifests are written only once both have passed.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	verified := make(chan error, 1)
+	go func() {
+		if l.Verified() {
+			verified <- nil
+			return
+		}
+		verified <- l.Verify(ctx)
+	}()
+	pushed, err := push(ctx, l, tag, o)
+	if err != nil && !errors.Is(err, ErrDigest) {
+		// A file that differs from config.json is better told by Verify;
+		// for any other failure it need not finish.
+		cancel()
+	}
+	if verr := <-verified; verr != nil && !(err != nil && errors.Is(verr, context.Canceled)) {
+		return nil, verr
+	}
+	if err != nil {
+		return nil, err
+	}
+	return pushed(ctx)
+}
+
+// push uploads the blobs and returns what writes the manifests.
+func push(ctx context.Context, l *layout.Layout, tag name.Tag, o options) (func(context.Context) (*Pushed, error), error) {
+	ref := tag.String()
+	files, err := layoutFiles(ctx, l, o.disk)
+	if err != nil {
+		return nil, err
+	}
+	if o.disk && !l.HasDisk() {
+		return nil, fmt.Errorf("%s: --disk, but the layout has no %s (build with --disk)", l.Dir(), spec.DiskFile)
+	}
+	a, err := NewArtifact(l.Config(), files, o.disk)
+	if err != nil {
+		return nil, err
+	}
+	ropts := o.remoteOptions(ctx)
+	p, err := remote.NewPusher(ropts...)
+	if err != nil {
+		return nil, err
+	}
+	rep := progress.New(o.log)
+	out := &Pushed{Ref: tag.String(), Index: a.IndexDesc.Digest, Manifest: a.ManifestDesc.Digest}
+	mounts, err := mountRepos(tag.Context(), o)
+	if err != nil {
+		return nil, err
+	}
+	sent := map[v1.Hash]bool{}
+	for _, b := range a.Blobs {
+		if sent[b.Desc.Digest] {
+			continue
+		}
+		sent[b.Desc.Digest] = true
+		up, err := uploadBlob(ctx, p, tag.Context(), b, mounts, rep, ropts)
+		if err != nil {
+			return nil, fmt.Errorf("push %s: %s: %w", ref, b.Name, err)
+		}
+		if up {
+			out.Uploaded++
+		}
+	}
+	return func(ctx context.Context) (*Pushed, error) {
+		return writeManifests(ctx, p, l, tag, a, out, rep, ropts)
+	}, nil
+}
+
+func writeManifests(ctx context.Context, p *remote.Pusher, l *layout.Layout, tag name.Tag, a *Artifact, out *Pushed, rep *progress.Reporter, ropts []remote.Option) (*Pushed, error) {
+	ref := tag.String()
+	if err := p.Put(ctx, tag.Context().Digest(a.ManifestDesc.Digest.String()), rawManifest{a.Manifest, types.OCIManifestSchema1}); err != nil {
+		return nil, fmt.Errorf("push %s: manifest: %w", ref, err)
+	}
+	if err := p.Put(ctx, tag, rawManifest{a.Index, types.OCIImageIndex}); err != nil {
+		return nil, fmt.Errorf("push %s: index: %w", ref, err)
+	}
+	rep.Printf("pushed %s@%s", tag, a.IndexDesc.Digest)
+	sbom, err := pushSBOM(ctx, p, l, tag, a, rep, ropts)
+	if err != nil {
+		return nil, fmt.Errorf("push %s: %s: %w", ref, spec.SBOMFile, err)
+	}
+	out.SBOM = sbom
+	return out, nil
+}
+
+// layoutFiles lists the files to push with their digests. The digests
+// config.json records (which Verify checks meanwhile) are taken as they
+// are; the others are hashed. Each upload hashes its file again as it
+// streams it, so a file changed meanwhile fails the push.
+func layoutFiles(ctx context.Context, l *layout.Layout, disk bool) ([]layout.File, error) {
+	cfg := l.Config()
+	known := map[string]*spec.FileRef{
+		spec.RootfsFile: {Digest: cfg.Rootfs.Digest, Size: cfg.Rootfs.Size},
+		spec.KernelFile: cfg.KernelFile,
+		spec.InitrdFile: cfg.Initrd,
+		spec.DiskFile:   cfg.Disk,
+	}
+	names := append([]string(nil), layout.Required...)
+	if disk {
+		names = append(names, spec.DiskFile)
+	}
+	var files []layout.File
+	for _, n := range names {
+		p := l.Path(n)
+		if ref := known[n]; ref != nil {
+			files = append(files, layout.File{Name: n, Path: p, Size: ref.Size, Digest: ref.Digest})
+			continue
+		}
+		ref, err := layout.HashFile(ctx, p)
+		if err != nil {
+			return nil, err
+		}
+		files = append(files, layout.File{Name: n, Path: p, Size: ref.Size, Digest: ref.Digest})
+	}
+	return files, nil
+}
+
+// mountRepos are the repositories of WithMountFrom, on the pushed ref's
+// registry.
+func mountRepos(target name.Repository, o options) ([]name.Repository, error) {
+	var out []name.Repository
+	for _, s := range o.mountFrom {
+		var nopts []name.Option
+		if o.insecure {
+			nopts = append(nopts, name.Insecure)
+		}
+		r, err := name.NewRepository(s, nopts...)
+		if err != nil {
+			return nil, fmt.Errorf("mount from %q: %w", s, err)
+		}
+		if r.RegistryStr() != target.RegistryStr() {
+			return nil, fmt.Errorf("mount from %q: another registry than %s's", s, target)
+		}
+		if r.String() != target.String() {
+			out = append(out, r)
+		}
+	}
+	return out, nil
+}
+
+// uploadBlob sends one blob unless the repository has it or it can be
+// mounted from one of mounts; it reports whether bytes were sent.
+func uploadBlob(ctx context.Context, p *remote.Pusher, repo name.Repository, b Blob, mounts []name.Repository, rep *progress.Reporter, ropts []remote.Option) (bool, error) {
+	fl := &fileLayer{ctx: ctx, b: b, rep: rep}
+	var layer v1.Layer = fl
+	for _, m := range mounts {
+		rl, err := remote.Layer(m.Digest(b.Desc.Digest.String()), ropts...)
+		if err != nil {
+			return false, err
+		}
+		if ok, err := rl.(interface{ Exists() (bool, error) }).Exists(); err == nil && ok {
+			layer = &remote.MountableLayer{Layer: fl, Reference: m.Digest(b.Desc.Digest.String())}
+			break
+		}
+	}
+	if err := p.Upload(ctx, repo, layer); err != nil {
+		return false, err
+	}
+	sent := fl.opened.Load()
+	if !sent {
+		how := "already in the registry"
+		if layer != v1.Layer(fl) {
+			how = "mounted from " + layer.(*remote.MountableLayer).Reference.Context().String()
+		}
+		rep.Printf("%s: %s (%s)", b.Name, how, progress.Bytes(b.Desc.Size))
+	}
+	return sent, nil
+}
+
+// pushSBOM pushes sbom.spdx.json, if the layout holds one, as a referrer
+// of the index: an artifact manifest whose subject is the index. ggcr keeps
+// the referrers tag schema (tag sha256-<hex>) up to date on a registry
+// without the referrers API.
+func pushSBOM(ctx context.Context, p *remote.Pusher, l *layout.Layout, tag name.Tag, a *Artifact, rep *progress.Reporter, ropts []remote.Option) (*v1.Hash, error) {
+	path := l.Path(spec.SBOMFile)
+	fi, err := os.Lstat(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("%s is not a regular file", path)
+	}
+	ref, err := layout.HashFile(ctx, path)
+	if err != nil {
+		return nil, err
+	}
+	h, err := v1.NewHash(ref.Digest)
+	if err != nil {
+		return nil, err
+	}
+	b := Blob{Name: spec.SBOMFile, Path: path, Desc: v1.Descriptor{
+		MediaType: SBOMMediaType, Size: ref.Size, Digest: h,
+		Annotations: map[string]string{AnnotationTitle: spec.SBOMFile},
+	}}
+	if _, err := uploadBlob(ctx, p, tag.Context(), b, nil, rep, ropts); err != nil {
+		return nil, err
+	}
+	empty := Blob{Name: "empty config", Desc: emptyDescriptor()}
+	if err := p.Upload(ctx, tag.Context(), &bytesLayer{data: []byte("{}"), desc: empty.Desc}); err != nil {
+		return nil, err
+	}
+	subject := a.IndexDesc
+	m := v1.Manifest{
+		SchemaVersion: 2,
+		MediaType:     types.OCIManifestSchema1,
+		ArtifactType:  SBOMMediaType,
+		Config:        emptyDescriptor(),
+		Layers:        []v1.Descriptor{b.Desc},
+		Subject:       &v1.Descriptor{MediaType: subject.MediaType, Size: subject.Size, Digest: subject.Digest},
+		Annotations:   map[string]string{AnnotationCreated: a.created()},
+	}
+	raw, desc, err := marshal(m, types.OCIManifestSchema1)
+	if err != nil {
+		return nil, err
+	}
+	if err := p.Put(ctx, tag.Context().Digest(desc.Digest.String()), rawManifest{raw, types.OCIManifestSchema1}); err != nil {
+		return nil, err
+	}
+	rep.Printf("pushed %s as a referrer: %s@%s", spec.SBOMFile, tag.Context(), desc.Digest)
+	return &desc.Digest, nil
+}
+
+func (a *Artifact) created() string {
+	var m v1.Manifest
+	if err := json.Unmarshal(a.Manifest, &m); err != nil {
+		return ""
+	}
+	return m.Annotations[AnnotationCreated]
+}
+
+// emptyDescriptor is the OCI empty JSON blob "{}", the config of an
+// artifact that has none.
+func emptyDescriptor() v1.Descriptor {
+	sum := sha256.Sum256([]byte("{}"))
+	return v1.Descriptor{
+		MediaType: EmptyMediaType,
+		Size:      2,
+		Digest:    v1.Hash{Algorithm: "sha256", Hex: hex.EncodeToString(sum[:])},
+	}
+}
+
+// rawManifest is a manifest as bytes, for remote.Pusher.Put.
+type rawManifest struct {
+	raw []byte
+	mt  types.MediaType
+}
+
+func (r rawManifest) RawManifest() ([]byte, error)        { return r.raw, nil }
+func (r rawManifest) MediaType() (types.MediaType, error) { return r.mt, nil }
+
+// fileLayer is a blob read from its file when ggcr uploads it, never held
+// in memory; the bytes are hashed on the way and a mismatch with the
+// descriptor fails the upload.
+type fileLayer struct {
+	ctx    context.Context
+	b      Blob
+	rep    *progress.Reporter
+	opened atomic.Bool
+}
+
+func (f *fileLayer) Digest() (v1.Hash, error)             { return f.b.Desc.Digest, nil }
+func (f *fileLayer) DiffID() (v1.Hash, error)             { return f.b.Desc.Digest, nil }
+func (f *fileLayer) Size() (int64, error)                 { return f.b.Desc.Size, nil }
+func (f *fileLayer) MediaType() (types.MediaType, error)  { return f.b.Desc.MediaType, nil }
+func (f *fileLayer) Uncompressed() (io.ReadCloser, error) { return f.Compressed() }
+func (f *fileLayer) Compressed() (io.ReadCloser, error) {
+	file, err := os.Open(f.b.Path)
+	if err != nil {
+		return nil, err
+	}
+	f.opened.Store(true)
+	task := f.rep.Start("uploading", "uploaded", f.b.Name, f.b.Desc.Size)
+	return &verifyReader{
+		r: io.TeeReader(ctxio.Reader(f.ctx, file), task), c: file, h: sha256.New(),
+		want: f.b.Desc, name: f.b.Name, task: task,
+	}, nil
+}
+
+// verifyReader hashes what it reads and fails at EOF (or past the size)
+// when the bytes are not the descriptor's.
+type verifyReader struct {
+	r    io.Reader
+	c    io.Closer
+	h    hash.Hash
+	n    int64
+	want v1.Descriptor
+	name string
+	task *progress.Task
+}
+
+func (v *verifyReader) Read(p []byte) (int, error) {
+	n, err := v.r.Read(p)
+	v.h.Write(p[:n])
+	v.n += int64(n)
+	if v.n > v.want.Size {
+		v.task.Fail()
+		return n, fmt.Errorf("%s: %w: more than %d bytes", v.name, ErrDigest, v.want.Size)
+	}
+	if err == io.EOF {
+		if got := hex.EncodeToString(v.h.Sum(nil)); v.n != v.want.Size || got != v.want.Digest.Hex {
+			v.task.Fail()
+			return n, fmt.Errorf("%s: %w: %d bytes, sha256:%s (want %d bytes, %s)", v.name, ErrDigest, v.n, got, v.want.Size, v.want.Digest)
+		}
+		v.task.Done()
+	}
+	return n, err
+}
+
+func (v *verifyReader) Close() error {
+	v.task.Fail()
+	return v.c.Close()
+}
+
+// bytesLayer is a small blob held in memory (the empty config).
+type bytesLayer struct {
+	data []byte
+	desc v1.Descriptor
+}
+
+func (b *bytesLayer) Digest() (v1.Hash, error)             { return b.desc.Digest, nil }
+func (b *bytesLayer) DiffID() (v1.Hash, error)             { return b.desc.Digest, nil }
+func (b *bytesLayer) Size() (int64, error)                 { return b.desc.Size, nil }
+func (b *bytesLayer) MediaType() (types.MediaType, error)  { return b.desc.MediaType, nil }
+func (b *bytesLayer) Uncompressed() (io.ReadCloser, error) { return b.Compressed() }
+func (b *bytesLayer) Compressed() (io.ReadCloser, error) {
+	return io.NopCloser(bytes.NewReader(b.data)), nil
+}
