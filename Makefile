@@ -10,6 +10,7 @@ INIT_BIN    := internal/initbin/uni-init
 GOBIN       := $(shell $(GO) env GOPATH)/bin
 REGISTRY    := $(GOBIN)/registry
 ORAS        := $(GOBIN)/oras
+COSIGN      := $(GOBIN)/cosign
 export SOURCE_DATE_EPOCH ?= 0
 
 # Debian packages the build and the tests use: QEMU and its firmware, GRUB's
@@ -44,6 +45,11 @@ $(REGISTRY):
 $(ORAS):
 	$(GO) install oras.land/oras/cmd/oras@v1.3.6
 
+# cosign signs and verifies pushed artifacts in the tests; built once per
+# machine into GOBIN (about 3 CPU minutes), then reused.
+$(COSIGN):
+	$(GO) install github.com/sigstore/cosign/v3/cmd/cosign@v3.1.3
+
 examples: example/hello-go/hello
 
 example/hello-go/hello: example/hello-go/main.go
@@ -52,7 +58,7 @@ example/hello-go/hello: example/hello-go/main.go
 demo: deps build
 	@scripts/demo.sh $(UNI) example/hello-node 8083
 
-test: deps $(REGISTRY) $(ORAS) build examples
+test: deps $(REGISTRY) $(ORAS) $(COSIGN) build examples
 	$(GO) vet ./...
 	UNI="$(CURDIR)/$(UNI)" PATH="$(CURDIR)/$(BIN):$(GOBIN):$$PATH" $(GO) test -p 2 -timeout 40m ./...
 	cd unifile/bkcompat && $(GO) vet ./... && $(GO) test ./...
