@@ -444,3 +444,28 @@ func TestSBOMIsVerifiedAndListed(t *testing.T) {
 		t.Fatalf("sbom.spdx.json a symlink to a host file: %v", err)
 	}
 }
+
+// TestVerifyWithCheckedFiles: digests a caller checked while writing are
+// compared with config.json instead of being computed again; one that
+// differs from config.json is still a mismatch.
+func TestVerifyWithCheckedFiles(t *testing.T) {
+	dir, cfg := newLayout(t, layouttest.Config(), layouttest.Files{})
+	l, err := Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	good := map[string]spec.FileRef{spec.RootfsFile: {Digest: cfg.Rootfs.Digest, Size: cfg.Rootfs.Size}}
+	if err := l.Verify(context.Background(), WithCheckedFiles(good)); err != nil {
+		t.Fatalf("checked digests that match config.json: %v", err)
+	}
+	bad := map[string]spec.FileRef{spec.RootfsFile: {Digest: "sha256:" + strings.Repeat("0", 64), Size: cfg.Rootfs.Size}}
+	if err := l.Verify(context.Background(), WithCheckedFiles(bad)); !errors.Is(err, ErrMismatch) {
+		t.Fatalf("a checked digest that differs from config.json: %v, want ErrMismatch", err)
+	}
+	if cfg.Initrd != nil {
+		wrongSize := map[string]spec.FileRef{spec.InitrdFile: {Digest: cfg.Initrd.Digest, Size: cfg.Initrd.Size + 1}}
+		if err := l.Verify(context.Background(), WithCheckedFiles(wrongSize)); !errors.Is(err, ErrMismatch) {
+			t.Fatalf("a checked size that is not the file's: %v, want ErrMismatch", err)
+		}
+	}
+}

@@ -21,6 +21,7 @@ import (
 	"github.com/uniforge/packer-plugin-unikernel/image"
 	"github.com/uniforge/packer-plugin-unikernel/internal/progress"
 	"github.com/uniforge/packer-plugin-unikernel/layout"
+	"github.com/uniforge/packer-plugin-unikernel/spec"
 )
 
 // Resolved is a reference resolved to an image manifest of ours, checked
@@ -147,6 +148,13 @@ func Pull(ctx context.Context, ref, dir string, opts ...Option) (*Pulled, error)
 			g.SetLimit(1) // one progress bar at a time on a terminal
 		}
 		var fetched atomic.Int32
+		checked := map[string]spec.FileRef{}
+		for _, b := range res.Files {
+			checked[b.Name] = spec.FileRef{Digest: b.Desc.Digest.String(), Size: b.Desc.Size}
+		}
+		if res.ImageForm {
+			checked = nil // its files came out of tar layers: verify them whole
+		}
 		for _, b := range res.Files {
 			g.Go(func() error {
 				dst := filepath.Join(tmp, b.Name)
@@ -173,7 +181,8 @@ func Pull(ctx context.Context, ref, dir string, opts ...Option) (*Pulled, error)
 		if err != nil {
 			return fmt.Errorf("pull %s: %w", ref, err)
 		}
-		if err := l.Verify(ctx); err != nil {
+		// Every blob was checked against its digest as it was written.
+		if err := l.Verify(ctx, layout.WithCheckedFiles(checked)); err != nil {
 			return fmt.Errorf("pull %s: %w", ref, err)
 		}
 		return nil
