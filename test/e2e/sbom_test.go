@@ -184,9 +184,12 @@ func TestSBOMHelloNode(t *testing.T) {
 	if total == nil || total[1] != strconv.Itoa(len(files)) || !regexp.MustCompile(`(?m)\s+host$`).MatchString(summary) {
 		t.Errorf("uni sbom --summary (%d files):\n%s", len(files), summary)
 	}
-	// A registry reference is pull's business.
-	if out, status := uni(t, "", "sbom", "localhost:5000/app:1"); status != 1 || !strings.Contains(out, "pull it first") {
-		t.Errorf("uni sbom REF: exit %d\n%s", status, out)
+	// Pushed, the SBOM travels as a referrer of the image, and uni sbom
+	// REF fetches the same bytes back.
+	ref := startRegistry(t) + "/apps/hello-node:1"
+	mustUni(t, "", "push", a, ref)
+	if fetched := mustUni(t, "", "sbom", ref); fetched != string(x) {
+		t.Error("uni sbom REF does not give back the pushed sbom.spdx.json")
 	}
 }
 
