@@ -265,10 +265,13 @@ func TestVerifyRefusesTamperedLayouts(t *testing.T) {
 			cfg.Initrd = &spec.FileRef{Digest: "sha256:" + strings.Repeat("0", 64), Size: 1}
 			writeConfig(t, dir, cfg)
 		}, "initrd.size says 1"},
-		"disk recorded and missing": {func(t *testing.T, dir string, cfg spec.ImageConfig) {
+		"disk recorded and different": {func(t *testing.T, dir string, cfg spec.ImageConfig) {
 			cfg.Disk = &spec.FileRef{Digest: "sha256:" + strings.Repeat("0", 64), Size: 1}
 			writeConfig(t, dir, cfg)
-		}, "disk.img does not match config.json: missing"},
+			if err := os.WriteFile(filepath.Join(dir, spec.DiskFile), []byte("not the disk"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}, "disk.img does not match config.json"},
 	}
 	for name, c := range cases {
 		t.Run(name, func(t *testing.T) {
@@ -436,8 +439,12 @@ func TestSBOMIsVerifiedAndListed(t *testing.T) {
 		t.Fatalf("edited SBOM: %v", err)
 	}
 	os.Remove(p)
-	if err := l.Verify(context.Background()); !errors.Is(err, ErrMismatch) || !strings.Contains(err.Error(), "missing") {
-		t.Fatalf("removed SBOM: %v", err)
+	// An SBOM travels as a referrer: a layout without it is whole.
+	if err := l.Verify(context.Background()); err != nil {
+		t.Fatalf("a layout without its SBOM (as oras pull gives it): %v", err)
+	}
+	if err := l.VerifySBOM(context.Background()); !errors.Is(err, os.ErrNotExist) || !strings.Contains(err.Error(), "uni sbom REF") {
+		t.Fatalf("VerifySBOM of a removed SBOM: %v", err)
 	}
 	os.Symlink("/etc/hostname", p)
 	if _, err := Open(dir); !errors.Is(err, ErrNotLayout) || !strings.Contains(err.Error(), "symlink") {

@@ -73,15 +73,16 @@ func (l *Layout) Verify(ctx context.Context, opts ...VerifyOption) error {
 	if err := l.verifyInitrd(ctx); err != nil {
 		return err
 	}
-	if cfg.Disk != nil {
-		if !l.HasDisk() {
-			return l.mismatch(spec.DiskFile, "missing, but config.json records its digest")
-		}
+	// disk.img and sbom.spdx.json are optional: they travel on their own
+	// (disk.img is pushed only on request and can be written again from
+	// the other files; the SBOM is a referrer of the pushed image), so a
+	// layout without them is whole. When present, they must match.
+	if cfg.Disk != nil && l.HasDisk() {
 		if err := l.verifyFile(ctx, spec.DiskFile, "disk", *cfg.Disk); err != nil {
 			return err
 		}
 	}
-	if cfg.SBOM != nil {
+	if cfg.SBOM != nil && l.HasSBOM() {
 		if err := l.VerifySBOM(ctx); err != nil {
 			return err
 		}
@@ -95,7 +96,7 @@ func (l *Layout) Verify(ctx context.Context, opts ...VerifyOption) error {
 func (l *Layout) VerifySBOM(ctx context.Context) error {
 	if !l.HasSBOM() {
 		if l.config.SBOM != nil {
-			return l.mismatch(spec.SBOMFile, "missing, but config.json records its digest")
+			return fmt.Errorf("%s: no %s here; it travels beside the pushed image as a referrer (uni sbom REF fetches it; uni pull brings it when the registry has it): %w", l.dir, spec.SBOMFile, os.ErrNotExist)
 		}
 		return fmt.Errorf("%s: no %s (a layout built before uni wrote one: rebuild it): %w", l.dir, spec.SBOMFile, os.ErrNotExist)
 	}

@@ -177,6 +177,23 @@ func Pull(ctx context.Context, ref, dir string, opts ...Option) (*Pulled, error)
 			return err
 		}
 		out.Fetched += int(fetched.Load())
+		if !res.ImageForm {
+			// The SBOM is a referrer of the pushed image; bring it when the
+			// registry has one (Verify checks it against config.json).
+			repo, desc, err := findSBOM(ctx, ref, o)
+			if err != nil {
+				rep.Printf("no %s: %v", spec.SBOMFile, err)
+			} else {
+				dst := filepath.Join(tmp, spec.SBOMFile)
+				ok, err := st.CopyTo(ctx, desc, dst)
+				if err == nil && !ok {
+					err = fetch(ctx, client, repo, Blob{Name: spec.SBOMFile, Desc: desc}, st, dst, rep)
+				}
+				if err != nil {
+					return fmt.Errorf("pull %s: %s: %w", ref, spec.SBOMFile, err)
+				}
+			}
+		}
 		l, err := layout.Open(tmp)
 		if err != nil {
 			return fmt.Errorf("pull %s: %w", ref, err)

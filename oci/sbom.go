@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
@@ -19,23 +20,45 @@ const MaxSBOMBytes = 256 << 20
 // fallback tag. It fails when there is none.
 func FetchSBOM(ctx context.Context, ref string, opts ...Option) ([]byte, error) {
 	o := makeOptions(opts)
-	r, err := o.parseRef(ref)
+	repo, l, err := findSBOM(ctx, ref, o)
 	if err != nil {
 		return nil, err
+	}
+	c, err := o.blobClient(ctx, repo)
+	if err != nil {
+		return nil, err
+	}
+	rc, err := getBlob(ctx, c, repo, l.Digest)
+	if err != nil {
+		return nil, err
+	}
+	defer rc.Close()
+	var buf bytes.Buffer
+	if err := copyVerified(&buf, rc, l, spec.SBOMFile); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
+}
+
+// findSBOM finds the descriptor of the SBOM blob attached to ref.
+func findSBOM(ctx context.Context, ref string, o options) (name.Repository, v1.Descriptor, error) {
+	r, err := o.parseRef(ref)
+	if err != nil {
+		return name.Repository{}, v1.Descriptor{}, err
 	}
 	ropts := o.remoteOptions(ctx)
 	desc, err := remote.Head(r, ropts...)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", ref, err)
+		return name.Repository{}, v1.Descriptor{}, fmt.Errorf("%s: %w", ref, err)
 	}
 	subject := r.Context().Digest(desc.Digest.String())
 	idx, err := remote.Referrers(subject, append(ropts, remote.WithFilter("artifactType", SBOMMediaType))...)
 	if err != nil {
-		return nil, fmt.Errorf("%s: referrers: %w", ref, err)
+		return name.Repository{}, v1.Descriptor{}, fmt.Errorf("%s: referrers: %w", ref, err)
 	}
 	im, err := idx.IndexManifest()
 	if err != nil {
-		return nil, err
+		return name.Repository{}, v1.Descriptor{}, err
 	}
 	for _, d := range im.Manifests {
 		if d.ArtifactType != SBOMMediaType {
@@ -43,34 +66,21 @@ func FetchSBOM(ctx context.Context, ref string, opts ...Option) ([]byte, error) 
 		}
 		m, err := remote.Get(r.Context().Digest(d.Digest.String()), ropts...)
 		if err != nil {
-			return nil, fmt.Errorf("%s: SBOM manifest %s: %w", ref, d.Digest, err)
+			return name.Repository{}, v1.Descriptor{}, fmt.Errorf("%s: SBOM manifest %s: %w", ref, d.Digest, err)
 		}
 		mf, err := v1.ParseManifest(bytes.NewReader(m.Manifest))
 		if err != nil {
-			return nil, err
+			return name.Repository{}, v1.Descriptor{}, err
 		}
 		for _, l := range mf.Layers {
 			if l.MediaType != SBOMMediaType || l.Annotations[AnnotationTitle] != spec.SBOMFile {
 				continue
 			}
 			if err := checkDescriptor(spec.SBOMFile, l, MaxSBOMBytes); err != nil {
-				return nil, err
+				return name.Repository{}, v1.Descriptor{}, err
 			}
-			c, err := o.blobClient(ctx, r.Context())
-			if err != nil {
-				return nil, err
-			}
-			rc, err := getBlob(ctx, c, r.Context(), l.Digest)
-			if err != nil {
-				return nil, err
-			}
-			defer rc.Close()
-			var buf bytes.Buffer
-			if err := copyVerified(&buf, rc, l, spec.SBOMFile); err != nil {
-				return nil, err
-			}
-			return buf.Bytes(), nil
+			return r.Context(), l, nil
 		}
 	}
-	return nil, fmt.Errorf("%s: no %s attached (no referrer of type %s)", ref, spec.SBOMFile, SBOMMediaType)
+	return name.Repository{}, v1.Descriptor{}, fmt.Errorf("%s: no %s attached (no referrer of type %s)", ref, spec.SBOMFile, SBOMMediaType)
 }
