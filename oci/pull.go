@@ -173,26 +173,34 @@ func Pull(ctx context.Context, ref, dir string, opts ...Option) (*Pulled, error)
 				return nil
 			})
 		}
-		if err := g.Wait(); err != nil {
-			return err
-		}
-		out.Fetched += int(fetched.Load())
+		var sbomRef *spec.FileRef
 		if !res.ImageForm {
-			// The SBOM is a referrer of the pushed image; bring it when the
-			// registry has one (Verify checks it against config.json).
-			repo, desc, err := findSBOM(ctx, ref, o)
-			if err != nil {
-				rep.Printf("no %s: %v", spec.SBOMFile, err)
-			} else {
+			// The SBOM is a referrer of the pushed image; bring it, beside
+			// the other blobs, when the registry has one.
+			g.Go(func() error {
+				repo, desc, err := findSBOM(gctx, ref, o)
+				if err != nil {
+					rep.Printf("no %s: %v", spec.SBOMFile, err)
+					return nil
+				}
 				dst := filepath.Join(tmp, spec.SBOMFile)
-				ok, err := st.CopyTo(ctx, desc, dst)
+				ok, err := st.CopyTo(gctx, desc, dst)
 				if err == nil && !ok {
-					err = fetch(ctx, client, repo, Blob{Name: spec.SBOMFile, Desc: desc}, st, dst, rep)
+					err = fetch(gctx, client, repo, Blob{Name: spec.SBOMFile, Desc: desc}, st, dst, rep)
 				}
 				if err != nil {
 					return fmt.Errorf("pull %s: %s: %w", ref, spec.SBOMFile, err)
 				}
-			}
+				sbomRef = &spec.FileRef{Digest: desc.Digest.String(), Size: desc.Size}
+				return nil
+			})
+		}
+		if err := g.Wait(); err != nil {
+			return err
+		}
+		out.Fetched += int(fetched.Load())
+		if sbomRef != nil && checked != nil {
+			checked[spec.SBOMFile] = *sbomRef
 		}
 		l, err := layout.Open(tmp)
 		if err != nil {
