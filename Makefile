@@ -67,8 +67,9 @@ test-unit:
 	$(GO) test -short ./...
 	cd unifile/bkcompat && $(GO) test ./...
 
-bench: deps build examples
+bench: deps $(REGISTRY) $(ORAS) build examples
 	@bench/run.sh
+	@bench/oci.sh
 
 fuzz:
 	@scripts/fuzz.sh 20s
