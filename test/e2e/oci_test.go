@@ -43,31 +43,8 @@ type ociRegistry struct {
 
 func startOCIRegistry(t *testing.T) *ociRegistry {
 	t.Helper()
-	bin := testtool.Need(t, "registry")[0]
-	dir := t.TempDir()
-	addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
-	r := &ociRegistry{storage: filepath.Join(dir, "data")}
-	cfg := fmt.Sprintf("version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: %s\nhttp:\n  addr: %s\n", r.storage, addr)
-	writeFiles(t, dir, map[string]string{"config.yml": cfg})
-	cmd := exec.Command(bin, "serve", filepath.Join(dir, "config.yml"))
-	var logs syncBuffer
-	cmd.Stdout, cmd.Stderr = &logs, &logs
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	up := false
-	for range 100 {
-		if resp, err := http.Get("http://" + addr + "/v2/"); err == nil {
-			resp.Body.Close()
-			up = true
-			break
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	if !up {
-		t.Fatalf("registry did not start on %s:\n%s", addr, logs.String())
-	}
+	addr, storage := startRegistryWithStorage(t)
+	r := &ociRegistry{storage: storage}
 	target, _ := url.Parse("http://" + addr)
 	proxy := httputil.NewSingleHostReverseProxy(target)
 	proxy.ModifyResponse = func(resp *http.Response) error {

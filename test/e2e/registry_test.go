@@ -25,11 +25,19 @@ import (
 // port for the test and returns its host:port.
 func startRegistry(t *testing.T) string {
 	t.Helper()
+	addr, _ := startRegistryWithStorage(t)
+	return addr
+}
+
+// startRegistryWithStorage is startRegistry that also says where the
+// registry keeps its blobs, for tests that look at or damage them.
+func startRegistryWithStorage(t *testing.T) (addr, storage string) {
+	t.Helper()
 	bin := testtool.Need(t, "registry")[0]
 	dir := t.TempDir()
-	port := freePort(t)
-	addr := fmt.Sprintf("127.0.0.1:%d", port)
-	cfg := fmt.Sprintf("version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: %s\nhttp:\n  addr: %s\n", filepath.Join(dir, "data"), addr)
+	addr = fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	storage = filepath.Join(dir, "data")
+	cfg := fmt.Sprintf("version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: %s\nhttp:\n  addr: %s\n", storage, addr)
 	writeFiles(t, dir, map[string]string{"config.yml": cfg})
 	cmd := exec.Command(bin, "serve", filepath.Join(dir, "config.yml"))
 	var logs syncBuffer
@@ -38,15 +46,15 @@ func startRegistry(t *testing.T) string {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	for i := 0; i < 100; i++ {
+	for range 100 {
 		if resp, err := http.Get("http://" + addr + "/v2/"); err == nil {
 			resp.Body.Close()
-			return addr
+			return addr, storage
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
 	t.Fatalf("registry did not start on %s:\n%s", addr, logs.String())
-	return ""
+	return "", ""
 }
 
 // layerFile is one entry of a test layer.
