@@ -18,6 +18,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/types"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/uniforge/packer-plugin-unikernel/internal/ctxio"
 	"github.com/uniforge/packer-plugin-unikernel/internal/progress"
@@ -103,20 +104,34 @@ func push(ctx context.Context, l *layout.Layout, tag name.Tag, o options) (func(
 	if err != nil {
 		return nil, err
 	}
+	// Three blobs at a time, as oras and pull; the first failure stops the others.
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(3)
+	if isTerminal(o.log) {
+		g.SetLimit(1) // one progress bar at a time on a terminal
+	}
+	var uploaded atomic.Int32
 	sent := map[v1.Hash]bool{}
 	for _, b := range a.Blobs {
 		if sent[b.Desc.Digest] {
 			continue
 		}
 		sent[b.Desc.Digest] = true
-		up, err := uploadBlob(ctx, p, tag.Context(), b, mounts, rep, ropts)
-		if err != nil {
-			return nil, fmt.Errorf("push %s: %s: %w", ref, b.Name, err)
-		}
-		if up {
-			out.Uploaded++
-		}
+		g.Go(func() error {
+			up, err := uploadBlob(gctx, p, tag.Context(), b, mounts, rep, ropts)
+			if err != nil {
+				return fmt.Errorf("push %s: %s: %w", ref, b.Name, err)
+			}
+			if up {
+				uploaded.Add(1)
+			}
+			return nil
+		})
 	}
+	if err := g.Wait(); err != nil {
+		return nil, err
+	}
+	out.Uploaded = int(uploaded.Load())
 	return func(ctx context.Context) (*Pushed, error) {
 		return writeManifests(ctx, p, l, tag, a, out, rep, ropts)
 	}, nil
