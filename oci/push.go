@@ -51,9 +51,11 @@ func Push(ctx context.Context, l *layout.Layout, ref string, opts ...Option) (*P
 	if !ok {
 		return nil, fmt.Errorf("push %s: give a tag, not a digest: the digest is the artifact's own", ref)
 	}
-	// Verify runs while the blobs go up (each upload hashes its file
-	// against the digest config.json records, Verify checks the rest); the
-	// manifests are written only once both have passed.
+	// Verify runs while the blobs go up; the manifests are written only
+	// once both have passed. rootfs.img, by far the largest file, is not
+	// hashed twice: its upload checks it against the digest config.json
+	// records (a blob the registry already has is that digest's bytes), so
+	// Verify reads only its superblock.
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	verified := make(chan error, 1)
@@ -62,7 +64,10 @@ func Push(ctx context.Context, l *layout.Layout, ref string, opts ...Option) (*P
 			verified <- nil
 			return
 		}
-		verified <- l.Verify(ctx)
+		cfg := l.Config()
+		verified <- l.Verify(ctx, layout.WithCheckedFiles(map[string]spec.FileRef{
+			spec.RootfsFile: {Digest: cfg.Rootfs.Digest, Size: cfg.Rootfs.Size},
+		}))
 	}()
 	pushed, err := push(ctx, l, tag, o)
 	if err != nil && !errors.Is(err, ErrDigest) {

@@ -1,6 +1,6 @@
 // Command ocibench times uni push and uni pull of an image layout against
 // oras push and oras pull of the same files to the same registry, in
-// alternated rounds, and reports each one's median wall time and peak
+// alternated rounds (who goes first alternates too), and reports each one's median wall time and peak
 // memory (max RSS). Each round pushes to a fresh repository and pulls into
 // an empty cache, so neither side skips a blob the other already sent.
 //
@@ -65,6 +65,11 @@ func main() {
 			{"oras push", *image, append([]string{*oras, "push", "--plain-http", "--artifact-type", "application/vnd.uniforge.unikernel.v1+json", orasRef}, files...)},
 			{"uni pull", "", []string{*uni, "pull", uniRef, "-o", filepath.Join(work, fmt.Sprintf("uni-%d", r))}},
 			{"oras pull", "", []string{*oras, "pull", "--plain-http", orasRef, "-o", filepath.Join(work, fmt.Sprintf("oras-%d", r))}},
+		}
+		if r%2 == 1 {
+			// Alternate who goes first, so that neither always reads the
+			// files from a page cache the other warmed.
+			steps[0], steps[1], steps[2], steps[3] = steps[1], steps[0], steps[3], steps[2]
 		}
 		for _, s := range steps {
 			res, err := measure(s.dir, env, s.argv)
