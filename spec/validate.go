@@ -8,8 +8,8 @@ import (
 	"unicode/utf8"
 )
 
-// Bounds of an image config. Memory and CPUs are the Unifile's bounds
-// (MEMORY, CPUS); the rest keep a hostile config.json from costing more
+// Bounds of an image config. Memory and CPUs are also the Unifile's
+// bounds (MEMORY, CPUS: package unifile names these); the rest keep a hostile config.json from costing more
 // than a real one ever needs.
 const (
 	MinMemoryBytes = 32 << 20

@@ -6,17 +6,7 @@ import (
 	"testing"
 
 	"github.com/uniforge/packer-plugin-unikernel/spec"
-	"github.com/uniforge/packer-plugin-unikernel/unifile"
 )
-
-// config.json's bounds are the Unifile's: what a build may write, a run
-// must accept, and no more.
-func TestBoundsAreTheUnifiles(t *testing.T) {
-	if spec.MinMemoryBytes != unifile.MinMemoryBytes || spec.MaxMemoryBytes != unifile.MaxMemoryBytes ||
-		spec.MinCPUs != unifile.MinCPUs || spec.MaxCPUs != unifile.MaxCPUs {
-		t.Fatal("spec's memory or CPU bounds differ from unifile's")
-	}
-}
 
 func TestCheckHostname(t *testing.T) {
 	for _, h := range []string{"a", "app", "my-app.example", "x1", strings.Repeat("a", 63), "A.B-C"} {

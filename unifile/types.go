@@ -31,12 +31,13 @@ const (
 	DefaultCPUs        = 1
 )
 
-// Bounds of MEMORY, CPUS and EXPOSE.
+// Bounds of MEMORY, CPUS and EXPOSE. Memory and CPUs are config.json's
+// bounds (spec), so that what a build may write a run accepts, no more.
 const (
-	MinMemoryBytes = 32 << 20
-	MaxMemoryBytes = 64 << 30
-	MinCPUs        = 1
-	MaxCPUs        = 64
+	MinMemoryBytes = spec.MinMemoryBytes
+	MaxMemoryBytes = spec.MaxMemoryBytes
+	MinCPUs        = spec.MinCPUs
+	MaxCPUs        = spec.MaxCPUs
 	// MaxExposedPorts bounds the ports of one EXPOSE range and of a stage:
 	// Docker accepts EXPOSE 1-65535, but a unikernel forwarding that many
 	// ports is never what was meant.
