@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"os"
 	"path/filepath"
 	"sync/atomic"
 
@@ -16,7 +15,6 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 	"golang.org/x/sync/errgroup"
-	"golang.org/x/term"
 
 	"github.com/uniforge/packer-plugin-unikernel/image"
 	"github.com/uniforge/packer-plugin-unikernel/internal/progress"
@@ -144,7 +142,7 @@ func Pull(ctx context.Context, ref, dir string, opts ...Option) (*Pulled, error)
 		// Three blobs at a time, as oras; the first failure stops the others.
 		g, gctx := errgroup.WithContext(ctx)
 		g.SetLimit(3)
-		if isTerminal(o.log) {
+		if rep.Terminal() {
 			g.SetLimit(1) // one progress bar at a time on a terminal
 		}
 		var fetched atomic.Int32
@@ -272,10 +270,4 @@ func ReadConfig(ctx context.Context, res *Resolved, opts ...Option) ([]byte, err
 		return nil, err
 	}
 	return buf.Bytes(), nil
-}
-
-// isTerminal reports whether w is a terminal, where progress draws bars.
-func isTerminal(w io.Writer) bool {
-	f, ok := w.(*os.File)
-	return ok && term.IsTerminal(int(f.Fd()))
 }

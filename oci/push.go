@@ -112,7 +112,7 @@ func push(ctx context.Context, l *layout.Layout, tag name.Tag, o options) (func(
 	// Three blobs at a time, as oras and pull; the first failure stops the others.
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(3)
-	if isTerminal(o.log) {
+	if rep.Terminal() {
 		g.SetLimit(1) // one progress bar at a time on a terminal
 	}
 	var uploaded atomic.Int32

@@ -13,6 +13,8 @@ import (
 	"path"
 	"path/filepath"
 	"strings"
+
+	"github.com/uniforge/packer-plugin-unikernel/internal/ctxio"
 )
 
 // Whiteout names of the OCI image layer spec.
@@ -292,7 +294,7 @@ func (s *BlobStore) Put(ctx context.Context, r io.Reader) (string, int64, error)
 	if limit == 0 {
 		limit = DefaultMaxLayerBytes
 	}
-	n, err := io.Copy(io.MultiWriter(f, h), ctxReader{ctx, io.LimitReader(r, limit-s.used+1)})
+	n, err := io.Copy(io.MultiWriter(f, h), ctxio.Reader(ctx, io.LimitReader(r, limit-s.used+1)))
 	s.used += n
 	if err == nil && s.used > limit {
 		err = fmt.Errorf("the layer expands to more than %d bytes", limit)
@@ -311,18 +313,4 @@ func (s *BlobStore) Put(ctx context.Context, r io.Reader) (string, int64, error)
 		return "", 0, err
 	}
 	return name, n, os.Rename(f.Name(), s.Path(name))
-}
-
-// ctxReader stops a copy when ctx is done: a large file of a layer is
-// read in many chunks, each a chance to notice.
-type ctxReader struct {
-	ctx context.Context
-	r   io.Reader
-}
-
-func (c ctxReader) Read(p []byte) (int, error) {
-	if err := c.ctx.Err(); err != nil {
-		return 0, err
-	}
-	return c.r.Read(p)
 }

@@ -33,6 +33,10 @@ func New(w io.Writer) *Reporter {
 	return r
 }
 
+// Terminal reports whether r draws bars (its writer is a terminal), where
+// only one task at a time may be shown.
+func (r *Reporter) Terminal() bool { return r != nil && r.tty }
+
 // Printf writes one line (a newline is added).
 func (r *Reporter) Printf(format string, args ...any) {
 	if r == nil || r.w == nil {
