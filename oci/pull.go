@@ -106,6 +106,9 @@ type Pulled struct {
 	Dir      string
 	Manifest v1.Hash
 	Fetched  int // blobs read from the registry (the others came from the store)
+	// Checked are the files whose digests were checked as they were
+	// written (all but those of the image form), for layout.WithCheckedFiles.
+	Checked map[string]spec.FileRef
 }
 
 // Pull writes the artifact ref names to dir as an image layout. Every
@@ -205,6 +208,7 @@ func Pull(ctx context.Context, ref, dir string, opts ...Option) (*Pulled, error)
 			return fmt.Errorf("pull %s: %w", ref, err)
 		}
 		// Every blob was checked against its digest as it was written.
+		out.Checked = checked
 		if err := l.Verify(ctx, layout.WithCheckedFiles(checked)); err != nil {
 			return fmt.Errorf("pull %s: %w", ref, err)
 		}

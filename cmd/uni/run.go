@@ -88,18 +88,11 @@ func runRun(cmd *cobra.Command, o runFlags, target string) error {
 	if err != nil {
 		return usageError{cmd, err}
 	}
-	dir, cleanup, err := runnableLayout(ctx, target, o.file, bm, o.boot != vm.BootDirect, stderr)
+	l, cleanup, err := runnableLayout(ctx, target, o.file, bm, o.boot != vm.BootDirect, stderr)
 	if err != nil {
 		return err
 	}
 	defer cleanup()
-	l, err := layout.Open(dir)
-	if err != nil {
-		return err
-	}
-	if err := l.Verify(ctx); err != nil {
-		return err
-	}
 	if o.boot != vm.BootDirect {
 		if err := image.EnsureDisk(ctx, l, resolveBundle); err != nil {
 			return err
@@ -121,20 +114,40 @@ func runRun(cmd *cobra.Command, o runFlags, target string) error {
 	return nil
 }
 
-// runnableLayout returns an image layout for target: target itself when it
-// is one, else a build of it into a temporary directory (removed by cleanup).
-func runnableLayout(ctx context.Context, target, file string, bargs map[string]string, disk bool, log io.Writer) (string, func(), error) {
+// runnableLayout returns the verified image layout for target: target
+// itself when it is one, else a pull or a build of it into a temporary
+// directory (removed by cleanup). A layout uni has just pulled or built is
+// verified with the digests it checked while writing it, not hashed again.
+func runnableLayout(ctx context.Context, target, file string, bargs map[string]string, disk bool, log io.Writer) (*layout.Layout, func(), error) {
+	dir, checked, cleanup, err := layoutDir(ctx, target, file, bargs, disk, log)
+	if err != nil {
+		return nil, nil, err
+	}
+	l, err := layout.Open(dir)
+	if err == nil {
+		err = l.Verify(ctx, layout.WithCheckedFiles(checked))
+	}
+	if err != nil {
+		cleanup()
+		return nil, nil, err
+	}
+	return l, cleanup, nil
+}
+
+// layoutDir finds, pulls or builds the layout directory for target, and
+// says which of its files' digests were checked as they were written.
+func layoutDir(ctx context.Context, target, file string, bargs map[string]string, disk bool, log io.Writer) (string, map[string]spec.FileRef, func(), error) {
 	nothing := func() {}
 	fi, err := os.Stat(target)
 	if errors.Is(err, fs.ErrNotExist) && file == "" && oci.IsRemoteRef(target) {
 		return pulledLayout(ctx, target, log)
 	}
 	if err != nil {
-		return "", nothing, fmt.Errorf("%s: %w", target, err)
+		return "", nil, nothing, fmt.Errorf("%s: %w", target, err)
 	}
 	if fi.IsDir() && file == "" {
 		if _, err := os.Stat(filepath.Join(target, spec.ConfigFile)); err == nil {
-			return target, nothing, nil
+			return target, nil, nothing, nil
 		}
 	}
 	req := engine.Request{ContextDir: target, Unifile: file, BuildArgs: bargs, Disk: disk, Log: log}
@@ -142,50 +155,63 @@ func runnableLayout(ctx context.Context, target, file string, bargs map[string]s
 		// A program: build it with the Unifile `uni init` would write.
 		text, err := programUnifile(target, nil)
 		if err != nil {
-			return "", nothing, err
+			return "", nil, nothing, err
 		}
 		tmp, err := os.MkdirTemp("", "uni-run-")
 		if err != nil {
-			return "", nothing, err
+			return "", nil, nothing, err
 		}
 		defer os.RemoveAll(tmp)
 		req.ContextDir = filepath.Dir(target)
 		req.Unifile = filepath.Join(tmp, unifile.DefaultFilename)
 		if err := os.WriteFile(req.Unifile, []byte(text), 0o644); err != nil {
-			return "", nothing, err
+			return "", nil, nothing, err
 		}
 	} else if file == "" {
 		if _, err := os.Stat(filepath.Join(target, unifile.DefaultFilename)); err != nil {
-			return "", nothing, fmt.Errorf("%s holds neither an image (config.json) nor a Unifile", target)
+			return "", nil, nothing, fmt.Errorf("%s holds neither an image (config.json) nor a Unifile", target)
 		}
 	}
 	out, err := os.MkdirTemp("", "uni-image-")
 	if err != nil {
-		return "", nothing, err
+		return "", nil, nothing, err
 	}
 	cleanup := func() { os.RemoveAll(out) }
 	req.OutDir = filepath.Join(out, "image")
-	if _, err := engine.Build(ctx, req); err != nil {
+	res, err := engine.Build(ctx, req)
+	if err != nil {
 		cleanup()
-		return "", nothing, err
+		return "", nil, nothing, err
 	}
-	return req.OutDir, cleanup, nil
+	return req.OutDir, builtDigests(res.Config), cleanup, nil
+}
+
+// builtDigests are the digests the assembler computed from the files it
+// had just written, as config.json records them.
+func builtDigests(cfg *spec.ImageConfig) map[string]spec.FileRef {
+	checked := map[string]spec.FileRef{spec.RootfsFile: {Digest: cfg.Rootfs.Digest, Size: cfg.Rootfs.Size}}
+	for name, ref := range map[string]*spec.FileRef{spec.KernelFile: cfg.KernelFile, spec.InitrdFile: cfg.Initrd, spec.DiskFile: cfg.Disk, spec.SBOMFile: cfg.SBOM} {
+		if ref != nil {
+			checked[name] = *ref
+		}
+	}
+	return checked
 }
 
 // pulledLayout pulls the image ref into a temporary directory (removed by
 // cleanup).
-func pulledLayout(ctx context.Context, ref string, log io.Writer) (string, func(), error) {
+func pulledLayout(ctx context.Context, ref string, log io.Writer) (string, map[string]spec.FileRef, func(), error) {
 	tmp, err := os.MkdirTemp("", "uni-pull-")
 	if err != nil {
-		return "", func() {}, err
+		return "", nil, func() {}, err
 	}
 	cleanup := func() { os.RemoveAll(tmp) }
 	p, err := oci.Pull(ctx, ref, filepath.Join(tmp, "image"), oci.WithProgress(log))
 	if err != nil {
 		cleanup()
-		return "", func() {}, err
+		return "", nil, func() {}, err
 	}
-	return p.Dir, cleanup, nil
+	return p.Dir, p.Checked, cleanup, nil
 }
 
 // resolveBundle finds a kernel bundle by digest in the cache, for writing
