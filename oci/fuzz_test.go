@@ -60,10 +60,10 @@ func FuzzParseManifest(f *testing.F) {
 // it writes nothing but layout files, as regular files, inside the output
 // directory. Seeds are in testdata/fuzz/FuzzExtractLayer.
 func FuzzExtractLayer(f *testing.F) {
-	f.Add(seedTar(f, tarEntry{name: "kernel", body: []byte("k")}, tarEntry{name: "./config.json", body: []byte("{}")}))
-	f.Add(seedTar(f, tarEntry{name: "../kernel", body: []byte("k")}, tarEntry{name: "etc/initrd", body: []byte("i")}))
-	f.Add(seedTar(f, tarEntry{name: "rootfs.img", typ: tar.TypeSymlink, link: "/etc/passwd"}))
-	f.Add(seedTar(f, tarEntry{name: "kernel", body: []byte("k")}, tarEntry{name: ".wh.kernel"}))
+	f.Add(tarBytes(f, tarEntry{name: "kernel", body: []byte("k")}, tarEntry{name: "./config.json", body: []byte("{}")}))
+	f.Add(tarBytes(f, tarEntry{name: "../kernel", body: []byte("k")}, tarEntry{name: "etc/initrd", body: []byte("i")}))
+	f.Add(tarBytes(f, tarEntry{name: "rootfs.img", typ: tar.TypeSymlink, link: "/etc/passwd"}))
+	f.Add(tarBytes(f, tarEntry{name: "kernel", body: []byte("k")}, tarEntry{name: ".wh.kernel"}))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		parent := t.TempDir()
 		tmp := filepath.Join(parent, "out")
@@ -85,24 +85,4 @@ func FuzzExtractLayer(f *testing.F) {
 			}
 		}
 	})
-}
-
-func seedTar(f *testing.F, entries ...tarEntry) []byte {
-	var buf bytes.Buffer
-	tw := tar.NewWriter(&buf)
-	for _, e := range entries {
-		h := &tar.Header{Name: e.name, Linkname: e.link, Typeflag: e.typ, Mode: 0o644, Size: int64(len(e.body))}
-		if h.Typeflag == 0 {
-			h.Typeflag = tar.TypeReg
-		}
-		if h.Typeflag != tar.TypeReg {
-			h.Size = 0
-		}
-		if err := tw.WriteHeader(h); err != nil {
-			f.Fatal(err)
-		}
-		tw.Write(e.body)
-	}
-	tw.Close()
-	return buf.Bytes()
 }

@@ -6,15 +6,12 @@ import (
 	"context"
 	"errors"
 	"io"
-	"log"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/google/go-containerregistry/pkg/name"
-	"github.com/google/go-containerregistry/pkg/registry"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
@@ -22,7 +19,6 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 
 	"github.com/uniforge/packer-plugin-unikernel/layout"
-	"github.com/uniforge/packer-plugin-unikernel/layout/layouttest"
 )
 
 type tarEntry struct {
@@ -33,6 +29,17 @@ type tarEntry struct {
 
 func tarLayer(t *testing.T, entries ...tarEntry) v1.Layer {
 	t.Helper()
+	b := tarBytes(t, entries...)
+	l, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(b)), nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l
+}
+
+// tarBytes is a tar archive of entries (regular files by default).
+func tarBytes(tb testing.TB, entries ...tarEntry) []byte {
+	tb.Helper()
 	var buf bytes.Buffer
 	tw := tar.NewWriter(&buf)
 	for _, e := range entries {
@@ -44,19 +51,16 @@ func tarLayer(t *testing.T, entries ...tarEntry) v1.Layer {
 			h.Size = 0
 		}
 		if err := tw.WriteHeader(h); err != nil {
-			t.Fatal(err)
+			tb.Fatal(err)
 		}
 		if h.Typeflag == tar.TypeReg {
 			tw.Write(e.body)
 		}
 	}
-	tw.Close()
-	b := buf.Bytes()
-	l, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(b)), nil })
-	if err != nil {
-		t.Fatal(err)
+	if err := tw.Close(); err != nil {
+		tb.Fatal(err)
 	}
-	return l
+	return buf.Bytes()
 }
 
 // layoutEntries are the files of a test layout as tar entries at the root.
@@ -89,13 +93,7 @@ func pushImageForm(t *testing.T, ref string, layers ...v1.Layer) {
 
 func TestPullImageForm(t *testing.T) {
 	ctx := context.Background()
-	src := t.TempDir()
-	if _, err := layouttest.Write(src, layouttest.Config(), layouttest.Files{}); err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(registry.New(registry.Logger(log.New(io.Discard, "", 0))))
-	t.Cleanup(srv.Close)
-	host := strings.TrimPrefix(srv.URL, "http://")
+	src, host := testLayout(t), memRegistry(t)
 	opts := []Option{WithStore(t.TempDir())}
 
 	// What buildx makes: the files at the root ("./kernel" spelling too),

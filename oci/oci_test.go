@@ -313,13 +313,7 @@ func (c *countingTransport) RoundTrip(req *http.Request) (*http.Response, error)
 // logic of push (skip what is there) and pull (the store saves every GET).
 func TestPushPull(t *testing.T) {
 	ctx := context.Background()
-	src := t.TempDir()
-	if _, err := layouttest.Write(src, layouttest.Config(), layouttest.Files{}); err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(registry.New(registry.Logger(log.New(io.Discard, "", 0))))
-	t.Cleanup(srv.Close)
-	host := strings.TrimPrefix(srv.URL, "http://")
+	src, host := testLayout(t), memRegistry(t)
 	ref := host + "/apps/hello:1"
 	ct := &countingTransport{}
 	opts := []Option{WithTransport(ct), WithStore(t.TempDir())}
@@ -383,4 +377,23 @@ func TestPushPull(t *testing.T) {
 	if _, err := Pull(ctx, ref, busy, opts...); err == nil || !strings.Contains(err.Error(), "notes.txt") {
 		t.Errorf("pull over a foreign directory: %v", err)
 	}
+}
+
+// testLayout writes a small valid layout and returns its directory.
+func testLayout(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	if _, err := layouttest.Write(dir, layouttest.Config(), layouttest.Files{}); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+// memRegistry serves go-containerregistry's in-memory registry on loopback
+// for the test and returns its host:port.
+func memRegistry(t *testing.T) string {
+	t.Helper()
+	srv := httptest.NewServer(registry.New(registry.Logger(log.New(io.Discard, "", 0))))
+	t.Cleanup(srv.Close)
+	return strings.TrimPrefix(srv.URL, "http://")
 }
