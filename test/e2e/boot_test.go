@@ -49,17 +49,7 @@ func TestHelloNode(t *testing.T) {
 // TestHelloGo builds the static Go example FROM scratch and curls it.
 func TestHelloGo(t *testing.T) {
 	needBoot(t)
-	ctx := filepath.Join(t.TempDir(), "hello-go")
-	if err := os.MkdirAll(ctx, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	src, err := os.ReadFile(filepath.Join(repoRoot(t), "example/hello-go/main.go"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	buildStatic(t, string(src), filepath.Join(ctx, "hello"))
-	unifile, _ := os.ReadFile(filepath.Join(repoRoot(t), "example/hello-go/Unifile"))
-	writeFiles(t, ctx, map[string]string{"Unifile": string(unifile)})
+	ctx := helloGoContext(t, t.TempDir())
 	out := filepath.Join(t.TempDir(), "image")
 	mustUni(t, ctx, "build", "-o", out, ".")
 	port := freePort(t)

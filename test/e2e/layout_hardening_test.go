@@ -225,20 +225,7 @@ func uniRefusal(t *testing.T, args ...string) (string, int) {
 // TestHelloGo does and returns the layout's directory.
 func buildHelloGoLayout(t *testing.T) string {
 	t.Helper()
-	ctx := filepath.Join(t.TempDir(), "hello-go")
-	if err := os.MkdirAll(ctx, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	src, err := os.ReadFile(filepath.Join(repoRoot(t), "example/hello-go/main.go"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	buildStatic(t, string(src), filepath.Join(ctx, "hello"))
-	unifile, err := os.ReadFile(filepath.Join(repoRoot(t), "example/hello-go/Unifile"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	writeFiles(t, ctx, map[string]string{"Unifile": string(unifile)})
+	ctx := helloGoContext(t, t.TempDir())
 	out := filepath.Join(t.TempDir(), "image")
 	mustUni(t, ctx, "build", "-o", out, ".")
 	return out
