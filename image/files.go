@@ -9,10 +9,12 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 
 	"golang.org/x/sys/unix"
 
+	"github.com/uniforge/packer-plugin-unikernel/layout"
 	"github.com/uniforge/packer-plugin-unikernel/spec"
 )
 
@@ -41,11 +43,7 @@ func (e *OutputError) Error() string {
 
 // isLayoutFile reports whether name is a file an image layout of ours holds.
 func isLayoutFile(name string) bool {
-	switch name {
-	case spec.KernelFile, spec.InitrdFile, spec.RootfsFile, spec.ConfigFile, spec.DiskFile, spec.SBOMFile:
-		return true
-	}
-	return false
+	return slices.Contains(layout.Required, name) || slices.Contains(layout.Optional, name)
 }
 
 // partialFile matches the temporary name under which a layout file is being
