@@ -12,8 +12,7 @@ import (
 	"slices"
 	"strings"
 
-	"golang.org/x/sys/unix"
-
+	"github.com/uniforge/packer-plugin-unikernel/internal/flock"
 	"github.com/uniforge/packer-plugin-unikernel/layout"
 	"github.com/uniforge/packer-plugin-unikernel/spec"
 )
@@ -248,7 +247,7 @@ func lockDir(dir string) (*os.File, bool) {
 	if err != nil {
 		return nil, false
 	}
-	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+	if ok, err := flock.TryLock(f); !ok || err != nil {
 		f.Close()
 		return nil, false
 	}

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/uniforge/packer-plugin-unikernel/internal/cachedir"
+	"github.com/uniforge/packer-plugin-unikernel/internal/flock"
 )
 
 // lockDir holds one lock file per bundle name being made. Locks are
@@ -51,13 +52,13 @@ func lockName(ctx context.Context, cfg *config, name string) (unlock func(), err
 	}
 	waited := false
 	for {
-		ok, err := tryLock(f)
+		ok, err := flock.TryLock(f)
 		if err != nil {
 			f.Close()
 			return nil, fmt.Errorf("kernel cache: locking %s: %w", f.Name(), err)
 		}
 		if ok {
-			return func() { unlockFile(f); f.Close() }, nil
+			return func() { flock.Unlock(f); f.Close() }, nil
 		}
 		if !waited {
 			cfg.progress.Printf("waiting for another uni that is making kernel bundle %s", name)
@@ -94,7 +95,7 @@ func workDir(cfg *config) (dir string, done func(), err error) {
 	f, err := os.Open(dir)
 	if err == nil {
 		var ok bool
-		if ok, err = tryLock(f); err == nil && !ok {
+		if ok, err = flock.TryLock(f); err == nil && !ok {
 			err = errors.New("locked by another process")
 		}
 		if err != nil {
@@ -107,7 +108,7 @@ func workDir(cfg *config) (dir string, done func(), err error) {
 	}
 	return dir, func() {
 		os.RemoveAll(dir)
-		unlockFile(f)
+		flock.Unlock(f)
 		f.Close()
 	}, nil
 }
@@ -139,9 +140,9 @@ func sweepStale(cfg *config) {
 		if err != nil {
 			continue
 		}
-		if ok, err := tryLock(f); err == nil && ok {
+		if ok, err := flock.TryLock(f); err == nil && ok {
 			os.RemoveAll(p)
-			unlockFile(f)
+			flock.Unlock(f)
 		}
 		f.Close()
 	}
