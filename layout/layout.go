@@ -47,9 +47,6 @@ type Layout struct {
 	dir      string
 	config   spec.ImageConfig
 	verified bool
-	// checked holds, during one Verify, the digests its caller has
-	// already checked (WithCheckedFiles).
-	checked map[string]spec.FileRef
 }
 
 // Open recognises the image layout in dir by its files (config.json,

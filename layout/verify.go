@@ -39,8 +39,7 @@ func (l *Layout) Verify(ctx context.Context, opts ...VerifyOption) error {
 	for _, o := range opts {
 		o(&vo)
 	}
-	l.checked = vo.checked
-	defer func() { l.checked = nil }()
+	checked := vo.checked
 	cfg := &l.config
 	rootfs := l.Path(spec.RootfsFile)
 	fi, err := os.Lstat(rootfs)
@@ -51,7 +50,7 @@ func (l *Layout) Verify(ctx context.Context, opts ...VerifyOption) error {
 		return l.mismatch(spec.RootfsFile, "%d bytes, config.json rootfs.size says %d", fi.Size(), cfg.Rootfs.Size)
 	}
 	var ref spec.RootfsRef
-	if known, ok := l.checked[spec.RootfsFile]; ok && known.Size == fi.Size() {
+	if known, ok := checked[spec.RootfsFile]; ok && known.Size == fi.Size() {
 		// Its sha256 was checked as it was written; only the superblock is read.
 		ref = spec.RootfsRef{Digest: known.Digest, Size: known.Size}
 		ref.SuperblockDigest, err = hashSuperblock(ctx, rootfs)
@@ -67,7 +66,7 @@ func (l *Layout) Verify(ctx context.Context, opts ...VerifyOption) error {
 	if ref.SuperblockDigest != cfg.Rootfs.SuperblockDigest {
 		return l.mismatch(spec.RootfsFile, "superblock sha256 is %s, config.json rootfs.superblockDigest says %s", ref.SuperblockDigest, cfg.Rootfs.SuperblockDigest)
 	}
-	if err := l.verifyKernel(ctx); err != nil {
+	if err := l.verifyKernel(ctx, checked); err != nil {
 		return err
 	}
 	if err := l.verifyInitrd(ctx); err != nil {
@@ -78,12 +77,12 @@ func (l *Layout) Verify(ctx context.Context, opts ...VerifyOption) error {
 	// the other files; the SBOM is a referrer of the pushed image), so a
 	// layout without them is whole. When present, they must match.
 	if cfg.Disk != nil && l.HasDisk() {
-		if err := l.verifyFile(ctx, spec.DiskFile, "disk", *cfg.Disk); err != nil {
+		if err := l.verifyFile(ctx, checked, spec.DiskFile, "disk", *cfg.Disk); err != nil {
 			return err
 		}
 	}
 	if cfg.SBOM != nil && l.HasSBOM() {
-		if err := l.VerifySBOM(ctx); err != nil {
+		if err := l.verifySBOM(ctx, checked); err != nil {
 			return err
 		}
 	}
@@ -93,7 +92,9 @@ func (l *Layout) Verify(ctx context.Context, opts ...VerifyOption) error {
 
 // VerifySBOM checks sbom.spdx.json alone against the digest config.json
 // records; with no digest recorded, the file need only be a regular file.
-func (l *Layout) VerifySBOM(ctx context.Context) error {
+func (l *Layout) VerifySBOM(ctx context.Context) error { return l.verifySBOM(ctx, nil) }
+
+func (l *Layout) verifySBOM(ctx context.Context, checked map[string]spec.FileRef) error {
 	if !l.HasSBOM() {
 		if l.config.SBOM != nil {
 			return fmt.Errorf("%s: no %s here; it travels beside the pushed image as a referrer (uni sbom REF fetches it; uni pull brings it when the registry has it): %w", l.dir, spec.SBOMFile, os.ErrNotExist)
@@ -103,14 +104,14 @@ func (l *Layout) VerifySBOM(ctx context.Context) error {
 	if l.config.SBOM == nil {
 		return nil
 	}
-	return l.verifyFile(ctx, spec.SBOMFile, "sbom", *l.config.SBOM)
+	return l.verifyFile(ctx, checked, spec.SBOMFile, "sbom", *l.config.SBOM)
 }
 
 func (l *Layout) mismatch(file, format string, args ...any) error {
 	return fmt.Errorf("%s: %s %w: %s", l.dir, file, ErrMismatch, fmt.Sprintf(format, args...))
 }
 
-func (l *Layout) verifyKernel(ctx context.Context) error {
+func (l *Layout) verifyKernel(ctx context.Context, checked map[string]spec.FileRef) error {
 	f, err := os.Open(l.Path(spec.KernelFile))
 	if err != nil {
 		return err
@@ -121,7 +122,7 @@ func (l *Layout) verifyKernel(ctx context.Context) error {
 		return fmt.Errorf("%s: %s is not a Linux bzImage (no %q at %#x)", l.dir, spec.KernelFile, bzImageMagic, bzImageMagicOffset)
 	}
 	if ref := l.config.KernelFile; ref != nil {
-		return l.verifyFile(ctx, spec.KernelFile, "kernelFile", *ref)
+		return l.verifyFile(ctx, checked, spec.KernelFile, "kernelFile", *ref)
 	}
 	return nil
 }
@@ -200,8 +201,10 @@ func show(v any) string {
 	return string(b)
 }
 
-func (l *Layout) verifyFile(ctx context.Context, name, field string, ref spec.FileRef) error {
-	if known, ok := l.checked[name]; ok {
+// verifyFile compares a file with the digest config.json records, taking
+// the digest from checked when its caller has one.
+func (l *Layout) verifyFile(ctx context.Context, checked map[string]spec.FileRef, name, field string, ref spec.FileRef) error {
+	if known, ok := checked[name]; ok {
 		if fi, err := os.Lstat(l.Path(name)); err != nil || fi.Size() != known.Size {
 			return l.mismatch(name, "changed since its digest was checked")
 		}
