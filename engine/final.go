@@ -42,32 +42,49 @@ func (b *builder) finalRoot(ctx context.Context, st *unifile.Stage, root *stageR
 
 // stepLineErr locates a core error at the Unifile line that caused it.
 func (b *builder) stepLineErr(st *unifile.Stage, root *stageRoot, err error) error {
-	var se *StepError
-	if !errors.As(err, &se) {
+	loc, ok := StepLocation(st, err, root.lines)
+	if !ok {
 		return err
 	}
-	loc := st.Location
+	return b.lineErr(loc, err)
+}
+
+// StepLocation is the instruction of st that a core error (a *StepError
+// in err's chain) is about: the last ENTRYPOINT or CMD, USER or WORKDIR,
+// the INCLUDE that named the path, the instruction that added the path
+// (added maps paths to the instructions that wrote them, when the front
+// door knows), KERNEL or MEMORY; st's FROM line when none says more. ok
+// is false when err is no core error.
+func StepLocation(st *unifile.Stage, err error, added map[string]unifile.Location) (loc unifile.Location, ok bool) {
+	var se *StepError
+	if !errors.As(err, &se) {
+		return unifile.Location{}, false
+	}
+	loc = st.Location
+	is := func(kw string) func(unifile.Instruction) bool {
+		return func(i unifile.Instruction) bool { return i.Keyword() == kw }
+	}
 	switch se.Step {
 	case StepEntrypoint:
-		loc = lastOf(st, loc, func(i unifile.Instruction) bool {
-			_, e := i.(*unifile.Entrypoint)
-			_, c := i.(*unifile.Cmd)
-			return e || c
-		})
+		loc = lastOf(st, loc, func(i unifile.Instruction) bool { return i.Keyword() == "ENTRYPOINT" || i.Keyword() == "CMD" })
 	case StepUser:
-		loc = lastOf(st, loc, func(i unifile.Instruction) bool { _, ok := i.(*unifile.User); return ok })
+		loc = lastOf(st, loc, is("USER"))
 	case StepWorkdir:
-		loc = lastOf(st, loc, func(i unifile.Instruction) bool { _, ok := i.(*unifile.Workdir); return ok })
+		loc = lastOf(st, loc, is("WORKDIR"))
+	case StepKernel:
+		loc = lastOf(st, loc, is("KERNEL"))
+	case StepMemory:
+		loc = lastOf(st, loc, is("MEMORY"))
 	case StepInclude:
 		if l, ok := st.Settings.IncludeAt[se.Path]; ok {
 			loc = l
 		}
 	case StepAdded:
-		if l, ok := root.lines[se.Path]; ok {
+		if l, ok := added[se.Path]; ok {
 			loc = l
 		}
 	}
-	return b.lineErr(loc, err)
+	return loc, true
 }
 
 // lastOf is the location of the last instruction of st that match accepts,

@@ -70,6 +70,21 @@ func Assemble(ctx context.Context, in Input, dir string) (*spec.ImageConfig, err
 	return cfg, nil
 }
 
+// WriteLayout writes the image layout of in straight into dir, an empty
+// directory the caller owns and discards on error: the BuildKit
+// frontend's output mount, which cannot be renamed over. Everyone else
+// calls Assemble.
+func WriteLayout(ctx context.Context, in Input, dir string) (*spec.ImageConfig, error) {
+	kids, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	if len(kids) != 0 {
+		return nil, &OutputError{Dir: dir, Reason: fmt.Sprintf("not empty (holds %s)", kids[0].Name())}
+	}
+	return writeLayout(ctx, in, dir)
+}
+
 func writeLayout(ctx context.Context, in Input, dir string) (*spec.ImageConfig, error) {
 	cfg := in.Config
 	cfg.SchemaVersion = 1
