@@ -268,4 +268,6 @@ func TestAppendBaseStage(t *testing.T) {
 	}
 }
 
-func platformOf(os, arch string) ocispecs.Platform { return ocispecs.Platform{OS: os, Architecture: arch} }
+func platformOf(os, arch string) ocispecs.Platform {
+	return ocispecs.Platform{OS: os, Architecture: arch}
+}
