@@ -16,9 +16,9 @@ type finalPlan struct {
 	memoryLine unifile.Location
 }
 
-// finalRoot runs the core's Cut on the last stage of u and puts the
+// finalRoot runs the core's Cut on the last stage st and puts the
 // Unifile's line on its errors.
-func (b *builder) finalRoot(ctx context.Context, st *unifile.Stage, root *stageRoot) (*finalPlan, error) {
+func (b *builder) finalRoot(ctx context.Context, st *unifile.Stage, fs FinalStage, lines map[string]unifile.Location) (*finalPlan, error) {
 	fp := &finalPlan{kernelLine: st.Location, memoryLine: st.Location}
 	for _, ins := range st.Instructions {
 		switch ins.(type) {
@@ -28,25 +28,15 @@ func (b *builder) finalRoot(ctx context.Context, st *unifile.Stage, root *stageR
 			fp.memoryLine = ins.Pos()
 		}
 	}
-	plan, err := Cut(ctx, FinalStage{
-		Root:     root.view(),
-		Added:    root.upper,
-		Settings: st.Settings, // the parser merged the base image's config, as BuildKit does
-	})
+	plan, err := Cut(ctx, fs)
 	if err != nil {
-		return nil, b.stepLineErr(st, root, err)
+		if loc, ok := StepLocation(st, err, lines); ok {
+			return nil, b.lineErr(loc, err)
+		}
+		return nil, err
 	}
 	fp.Plan = plan
 	return fp, nil
-}
-
-// stepLineErr locates a core error at the Unifile line that caused it.
-func (b *builder) stepLineErr(st *unifile.Stage, root *stageRoot, err error) error {
-	loc, ok := StepLocation(st, err, root.lines)
-	if !ok {
-		return err
-	}
-	return b.lineErr(loc, err)
 }
 
 // StepLocation is the instruction of st that a core error (a *StepError
