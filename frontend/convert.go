@@ -43,7 +43,9 @@ type ConvertOpt struct {
 	// DefaultKernel is the kernel bundle image `KERNEL linux` means (and no
 	// KERNEL at all): the reference baked into the frontend image.
 	DefaultKernel string
-	// Assembler is the image that runs the assembly step: the frontend's own.
+	// Assembler is the image that runs the assembly step: the frontend's
+	// own. Without one, Convert gives the stage's roots and no assembly
+	// step, kernel or request.
 	Assembler llb.State
 	// Warn receives dockerfile2llb's lint warnings; nil drops them.
 	Warn linter.LintWarnFunc
@@ -172,6 +174,9 @@ func Convert(ctx context.Context, src []byte, opt ConvertOpt) (*Conversion, erro
 
 	settings := stage.Settings
 	c.Warnings = compareConfig(stage, full.Image)
+	if opt.Assembler.Output() == nil {
+		return c, nil // the stage's roots alone (uni build --builder assembles them itself)
+	}
 	if c.KernelRef, err = kernelImageRef(settings.Kernel, opt.DefaultKernel); err != nil {
 		return nil, &unifile.Error{File: u.Filename, Line: lineOf(stage, "KERNEL"), Msg: err.Error(), Err: err}
 	}
