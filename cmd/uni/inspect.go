@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -44,6 +45,7 @@ func runInspect(cmd *cobra.Command, target string, asJSON, insecure bool) error 
 	var manifest, config []byte
 	var digest string
 	var files []oci.Blob
+	sbomLine := "" // a layout's; a registry's is a referrer, which uni sbom REF reads
 	if _, err := os.Stat(target); err == nil || !errors.Is(err, fs.ErrNotExist) {
 		l, err := layout.Open(target)
 		if err != nil {
@@ -61,6 +63,7 @@ func runInspect(cmd *cobra.Command, target string, asJSON, insecure bool) error 
 			return err
 		}
 		manifest, digest, files = a.Manifest, a.ManifestDesc.Digest.String(), a.Blobs
+		sbomLine = layoutSBOM(ctx, l, lf)
 	} else {
 		res, err := oci.Resolve(ctx, target, oci.WithInsecure(insecure))
 		if err != nil {
@@ -90,10 +93,27 @@ func runInspect(cmd *cobra.Command, target string, asJSON, insecure bool) error 
 		_, err = fmt.Fprintf(out, "%s\n", b)
 		return err
 	}
-	return printInspect(out, target, digest, files, cfg)
+	return printInspect(out, target, digest, files, cfg, sbomLine)
 }
 
-func printInspect(w io.Writer, target, digest string, files []oci.Blob, cfg *spec.ImageConfig) error {
+// layoutSBOM says what a layout's sbom.spdx.json is: none, the document
+// of this image, or not (a description of another rootfs.img is shown,
+// not refused: inspect reports, uni sbom and uni run refuse).
+func layoutSBOM(ctx context.Context, l *layout.Layout, files []layout.File) string {
+	for _, f := range files {
+		if f.Name != spec.SBOMFile {
+			continue
+		}
+		what := fmt.Sprintf("%s %s %s", f.Name, progress.Bytes(f.Size), f.Digest)
+		if err := l.VerifySBOM(ctx); err != nil {
+			return what + ", which does not describe this image: " + err.Error()
+		}
+		return what + ", describing this rootfs.img"
+	}
+	return "none"
+}
+
+func printInspect(w io.Writer, target, digest string, files []oci.Blob, cfg *spec.ImageConfig, sbomLine string) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintf(tw, "image\t%s\n", printable(target))
 	fmt.Fprintf(tw, "manifest\t%s\n", digest)
@@ -112,6 +132,10 @@ func printInspect(w io.Writer, target, digest string, files []oci.Blob, cfg *spe
 	fmt.Fprintf(tw, "\nFILE\tSIZE\tDIGEST\n")
 	for _, f := range files {
 		fmt.Fprintf(tw, "%s\t%s\t%s\n", f.Name, progress.Bytes(f.Desc.Size), f.Desc.Digest)
+	}
+	if sbomLine != "" {
+		// Not a blob of the image: pushed as a referrer of it.
+		fmt.Fprintf(tw, "\nsbom\t%s\n", printable(sbomLine))
 	}
 	return tw.Flush()
 }
