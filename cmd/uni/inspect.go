@@ -8,6 +8,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"slices"
 	"strings"
 	"text/tabwriter"
 
@@ -55,6 +56,13 @@ func runInspect(cmd *cobra.Command, target string, asJSON, insecure bool) error 
 		if err != nil {
 			return err
 		}
+		// sbom.spdx.json is no blob of the image: it is pushed as a
+		// referrer, and shown on a line of its own.
+		var sbomFile *layout.File
+		if i := slices.IndexFunc(lf, func(f layout.File) bool { return f.Name == spec.SBOMFile }); i >= 0 {
+			sbomFile = &lf[i]
+			lf = slices.Delete(slices.Clone(lf), i, i+1)
+		}
 		a, err := oci.NewArtifact(l.Config(), lf, l.HasDisk())
 		if err != nil {
 			return err
@@ -63,7 +71,7 @@ func runInspect(cmd *cobra.Command, target string, asJSON, insecure bool) error 
 			return err
 		}
 		manifest, digest, files = a.Manifest, a.ManifestDesc.Digest.String(), a.Blobs
-		sbomLine = layoutSBOM(ctx, l, lf)
+		sbomLine = layoutSBOM(ctx, l, sbomFile)
 	} else {
 		res, err := oci.Resolve(ctx, target, oci.WithInsecure(insecure))
 		if err != nil {
@@ -96,21 +104,19 @@ func runInspect(cmd *cobra.Command, target string, asJSON, insecure bool) error 
 	return printInspect(out, target, digest, files, cfg, sbomLine)
 }
 
-// layoutSBOM says what a layout's sbom.spdx.json is: none, the document
-// of this image, or not (a description of another rootfs.img is shown,
-// not refused: inspect reports, uni sbom and uni run refuse).
-func layoutSBOM(ctx context.Context, l *layout.Layout, files []layout.File) string {
-	for _, f := range files {
-		if f.Name != spec.SBOMFile {
-			continue
-		}
-		what := fmt.Sprintf("%s %s %s", f.Name, progress.Bytes(f.Size), f.Digest)
-		if err := l.VerifySBOM(ctx); err != nil {
-			return what + ", which does not describe this image: " + err.Error()
-		}
-		return what + ", describing this rootfs.img"
+// layoutSBOM says what a layout's sbom.spdx.json (f, nil without one)
+// is: the document of this image, or not (a description of another
+// rootfs.img is shown, not refused: inspect reports; uni sbom, run and
+// push refuse it).
+func layoutSBOM(ctx context.Context, l *layout.Layout, f *layout.File) string {
+	if f == nil {
+		return "none"
 	}
-	return "none"
+	what := fmt.Sprintf("%s %s %s", f.Name, progress.Bytes(f.Size), f.Digest)
+	if err := l.VerifySBOM(ctx); err != nil {
+		return what + ", which does not describe this image: " + err.Error()
+	}
+	return what + ", describing this rootfs.img"
 }
 
 func printInspect(w io.Writer, target, digest string, files []oci.Blob, cfg *spec.ImageConfig, sbomLine string) error {
@@ -129,13 +135,13 @@ func printInspect(w io.Writer, target, digest string, files []oci.Blob, cfg *spe
 	}
 	fmt.Fprintf(tw, "ports\t%s\n", strings.Join(ports, " "))
 	fmt.Fprintf(tw, "memory\t%s, %d CPU(s)\n", progress.Bytes(cfg.MemoryBytes), cfg.CPUs)
+	if sbomLine != "" {
+		// Not a blob of the image: pushed as a referrer of it.
+		fmt.Fprintf(tw, "sbom\t%s\n", printable(sbomLine))
+	}
 	fmt.Fprintf(tw, "\nFILE\tSIZE\tDIGEST\n")
 	for _, f := range files {
 		fmt.Fprintf(tw, "%s\t%s\t%s\n", f.Name, progress.Bytes(f.Desc.Size), f.Desc.Digest)
-	}
-	if sbomLine != "" {
-		// Not a blob of the image: pushed as a referrer of it.
-		fmt.Fprintf(tw, "\nsbom\t%s\n", printable(sbomLine))
 	}
 	return tw.Flush()
 }
