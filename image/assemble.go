@@ -111,7 +111,9 @@ func writeLayout(ctx context.Context, in Input, dir string) (*spec.ImageConfig, 
 	}
 
 	// The SBOM names the files Root holds, which are rootfs.img's; its
-	// namespace is the rootfs digest, its date SOURCE_DATE_EPOCH.
+	// namespace is the rootfs digest, its date SOURCE_DATE_EPOCH. It
+	// describes the image and config.json does not record it: the origins
+	// it names differ between uni build and BuildKit, config.json must not.
 	err = sbom.WriteFile(ctx, filepath.Join(dir, spec.SBOMFile), sbom.Input{
 		Name:       in.Name,
 		Entrypoint: cfg.Entrypoint,
@@ -136,13 +138,13 @@ func writeLayout(ctx context.Context, in Input, dir string) (*spec.ImageConfig, 
 			return nil, err
 		}
 	}
-	// config.json records every file's digest, so that a layout can be
-	// verified whole before it boots (layout.Verify).
+	// config.json records the digest of every file of the image, so that a
+	// layout can be verified whole before it boots (layout.Verify).
 	for _, f := range []struct {
 		name string
 		ref  **spec.FileRef
 		want bool
-	}{{spec.KernelFile, &cfg.KernelFile, true}, {spec.InitrdFile, &cfg.Initrd, true}, {spec.DiskFile, &cfg.Disk, in.Disk}, {spec.SBOMFile, &cfg.SBOM, true}} {
+	}{{spec.KernelFile, &cfg.KernelFile, true}, {spec.InitrdFile, &cfg.Initrd, true}, {spec.DiskFile, &cfg.Disk, in.Disk}} {
 		if !f.want {
 			continue
 		}
