@@ -95,7 +95,7 @@ func Build(ctx context.Context, req Request) (*Result, error) {
 	if err := image.PrepareOutput(req.OutDir, req.ContextDir, req.Unifile); err != nil {
 		return nil, err
 	}
-	epoch, err := sourceDateEpoch(req.SourceDateEpoch)
+	epoch, err := SourceDateEpoch(req.SourceDateEpoch)
 	if err != nil {
 		return nil, err
 	}
@@ -220,7 +220,10 @@ func (b *builder) lineErrf(loc unifile.Location, format string, args ...any) err
 	return b.lineErr(loc, fmt.Errorf(format, args...))
 }
 
-func sourceDateEpoch(given *int64) (int64, error) {
+// SourceDateEpoch is given when it is not nil, else the SOURCE_DATE_EPOCH
+// variable, else DefaultSourceDateEpoch: the time every output is stamped
+// with (the CLI's kernel push uses it too).
+func SourceDateEpoch(given *int64) (int64, error) {
 	if given != nil {
 		return *given, nil
 	}
