@@ -2,13 +2,16 @@
 #
 #   make demo   installs what it needs, builds example/hello-node, boots it, prints its HTTP answer
 #   make test   the whole suite (what .ci/run calls)
+#   make frontend-image REGISTRY=host:port
+#               builds the BuildKit frontend's image without Docker and pushes it,
+#               with the default kernel bundle beside it, to that registry
 
 GO          ?= go
 BIN         := bin
 UNI         := $(BIN)/uni
 INIT_BIN    := internal/initbin/uni-init
 GOBIN       := $(shell $(GO) env GOPATH)/bin
-REGISTRY    := $(GOBIN)/registry
+REGISTRY_BIN := $(GOBIN)/registry
 ORAS        := $(GOBIN)/oras
 COSIGN      := $(GOBIN)/cosign
 export SOURCE_DATE_EPOCH ?= 0
@@ -20,7 +23,7 @@ APT_PACKAGES := qemu-system-x86 qemu-utils ovmf grub-pc-bin grub-efi-amd64-bin g
                 squashfs-tools cpio zstd kmod mtools fdisk gdisk dosfstools curl nodejs \
                 python3 gcc libc6-dev coreutils
 
-.PHONY: all init build deps test test-unit test-e2e demo examples bench fuzz clean
+.PHONY: all init build deps test test-unit test-e2e demo examples bench fuzz clean frontend-image
 
 all: build
 
@@ -39,7 +42,7 @@ build: $(UNI)
 deps:
 	@scripts/install-deps.sh $(APT_PACKAGES)
 
-$(REGISTRY):
+$(REGISTRY_BIN):
 	$(GO) install github.com/distribution/distribution/v3/cmd/registry@v3.1.2
 
 $(ORAS):
@@ -50,6 +53,18 @@ $(ORAS):
 $(COSIGN):
 	$(GO) install github.com/sigstore/cosign/v3/cmd/cosign@v3.1.3
 
+# The frontend image: REGISTRY/uniforge/unifile:dev (FRONTEND_TAG) holding the
+# static frontend, and REGISTRY/uniforge/kernel:<release>, the default kernel
+# bundle it names by digest (made from the distribution's kernel if the cache
+# lacks it). Plain HTTP for a loopback registry. Prints both references.
+FRONTEND_PKG ?= ./cmd/uni-frontend
+FRONTEND_TAG ?= dev
+frontend-image: $(INIT_BIN)
+	@test -n "$(REGISTRY)" || { echo "usage: make frontend-image REGISTRY=host:port" >&2; exit 2; }
+	@mkdir -p $(BIN)
+	CGO_ENABLED=0 $(GO) build -trimpath -o $(BIN)/uni-frontend $(FRONTEND_PKG)
+	$(GO) run ./internal/cmd/frontend-image -registry $(REGISTRY) -binary $(BIN)/uni-frontend -tag $(FRONTEND_TAG)
+
 examples: example/hello-go/hello
 
 example/hello-go/hello: example/hello-go/main.go
@@ -59,7 +74,7 @@ demo: deps build
 	@scripts/demo.sh $(UNI) example/hello-node 8083
 
 # -count=1: the e2e tests run bin/uni, which Go's test cache does not track.
-test: deps $(REGISTRY) $(ORAS) $(COSIGN) build examples
+test: deps $(REGISTRY_BIN) $(ORAS) $(COSIGN) build examples
 	$(GO) vet ./...
 	UNI="$(CURDIR)/$(UNI)" PATH="$(CURDIR)/$(BIN):$(GOBIN):$$PATH" $(GO) test -count=1 -p 2 -timeout 40m ./...
 	cd unifile/bkcompat && $(GO) vet ./... && $(GO) test ./...
@@ -68,7 +83,7 @@ test-unit:
 	$(GO) test -short ./...
 	cd unifile/bkcompat && $(GO) test ./...
 
-bench: deps $(REGISTRY) $(ORAS) build examples
+bench: deps $(REGISTRY_BIN) $(ORAS) build examples
 	@bench/run.sh
 	@bench/oci.sh
 

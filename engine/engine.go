@@ -96,7 +96,7 @@ func Build(ctx context.Context, req Request) (*Result, error) {
 		return nil, err
 	}
 	// A bad SOURCE_DATE_EPOCH stops the build before any work.
-	if _, err := sourceDateEpoch(req.SourceDateEpoch); err != nil {
+	if _, err := SourceDateEpoch(req.SourceDateEpoch); err != nil {
 		return nil, err
 	}
 	src, err := os.ReadFile(req.Unifile)
@@ -171,7 +171,7 @@ func (b *builder) finish(ctx context.Context, st *unifile.Stage, fs FinalStage, 
 	if err != nil {
 		return nil, err
 	}
-	epoch, err := sourceDateEpoch(req.SourceDateEpoch)
+	epoch, err := SourceDateEpoch(req.SourceDateEpoch)
 	if err != nil {
 		return nil, err
 	}
@@ -265,7 +265,10 @@ func (b *builder) lineErrf(loc unifile.Location, format string, args ...any) err
 	return b.lineErr(loc, fmt.Errorf(format, args...))
 }
 
-func sourceDateEpoch(given *int64) (int64, error) {
+// SourceDateEpoch is given when it is not nil, else the SOURCE_DATE_EPOCH
+// variable, else DefaultSourceDateEpoch: the time every output is stamped
+// with (the CLI's kernel push uses it too).
+func SourceDateEpoch(given *int64) (int64, error) {
 	if given != nil {
 		return *given, nil
 	}

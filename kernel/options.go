@@ -16,7 +16,8 @@ type Option func(*config)
 
 // Fetcher gets the bundle that ref names (an OCI reference) from a registry
 // and writes its files (bundle.json, kernel, modules/…, boot/…) into dir,
-// an empty directory. It returns an error wrapping ErrNotFound when the
+// an empty directory. It returns ErrNotFound itself for a name it does not
+// take (not a reference), and an error wrapping ErrNotFound when the
 // registry has no such bundle. Resolve verifies what it wrote before
 // adding it to the cache. This is the seam for registry resolution.
 type Fetcher func(ctx context.Context, ref, dir string) error

@@ -38,14 +38,22 @@ func Resolve(ctx context.Context, name string, opts ...Option) (*Bundle, error) 
 	if b, err := lookupDigest(cfg, name); !errors.Is(err, ErrNotFound) {
 		return b, err
 	}
+	var fetchErr error
 	if cfg.fetch != nil {
 		b, err := fetchBundle(ctx, cfg, name)
 		if !errors.Is(err, ErrNotFound) {
 			return b, err
 		}
+		if err != ErrNotFound {
+			fetchErr = err
+		}
 	}
 	if name == DefaultName && !cfg.noDistro {
 		return importDistro(ctx, cfg)
+	}
+	if fetchErr != nil {
+		// The registry's answer says more than "not in the cache".
+		return nil, fmt.Errorf("kernel bundle %q: not in the cache %s, nor from the registry: %w", name, cfg.cacheDir, fetchErr)
 	}
 	return nil, fmt.Errorf("kernel bundle %q: not in the cache %s: %w", name, cfg.cacheDir, ErrNotFound)
 }
@@ -81,7 +89,9 @@ func fetchBundle(ctx context.Context, cfg *config, ref string) (*Bundle, error) 
 	if err := os.Mkdir(stage, 0o755); err != nil {
 		return nil, err
 	}
-	if err := cfg.fetch(ctx, ref, stage); err != nil {
+	if err := cfg.fetch(ctx, ref, stage); err == ErrNotFound {
+		return nil, err // a name the fetcher does not take
+	} else if err != nil {
 		return nil, fmt.Errorf("kernel bundle %s: %w", ref, err)
 	}
 	fetched, err := Open(stage)

@@ -3,8 +3,10 @@ package oci
 import (
 	"archive/tar"
 	"bytes"
+	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/uniforge/packer-plugin-unikernel/layout"
@@ -84,5 +86,43 @@ func FuzzExtractLayer(f *testing.F) {
 				t.Fatalf("wrote %q (%v)", e.Name(), e.Type())
 			}
 		}
+	})
+}
+
+// FuzzKernelBundleLayer: whatever a layer of a kernel bundle image holds,
+// extracting it writes nothing but regular files and directories with a
+// bundle's names, inside the bundle directory. Seeds are in
+// testdata/fuzz/FuzzKernelBundleLayer.
+func FuzzKernelBundleLayer(f *testing.F) {
+	f.Add(tarBytes(f, tarEntry{name: "kernel", body: []byte("k")}, tarEntry{name: "modules/", typ: tar.TypeDir}, tarEntry{name: "modules/a/b.ko", body: []byte("m")}))
+	f.Add(tarBytes(f, tarEntry{name: "./boot/../../x", body: []byte("k")}))
+	f.Add(tarBytes(f, tarEntry{name: "boot", typ: tar.TypeSymlink, link: "/"}, tarEntry{name: "boot/x", body: []byte("k")}))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		parent := t.TempDir()
+		dir := filepath.Join(parent, "bundle")
+		if err := os.Mkdir(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		x := &bundleExtract{dir: dir}
+		x.layer(bytes.NewReader(data))
+		ents, err := os.ReadDir(parent)
+		if err != nil || len(ents) != 1 {
+			t.Fatalf("wrote beside the bundle: %v", ents)
+		}
+		filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+			if err != nil {
+				t.Fatal(err)
+			}
+			rel, _ := filepath.Rel(dir, p)
+			top, _, _ := strings.Cut(filepath.ToSlash(rel), "/")
+			switch {
+			case rel == ".":
+			case d.IsDir() && bundleTrees[top]:
+			case d.Type().IsRegular() && (bundleFiles[rel] || bundleTrees[top] && rel != top):
+			default:
+				t.Fatalf("wrote %q (%v)", rel, d.Type())
+			}
+			return nil
+		})
 	})
 }

@@ -78,6 +78,13 @@ func ParseImageForm(raw []byte, maxFile int64) (*v1.Manifest, error) {
 // pullImageForm writes the layout files held by the image's layers into
 // tmp, each layer checked against its digest and size as it streams.
 func pullImageForm(ctx context.Context, c *http.Client, repo name.Repository, m *v1.Manifest, tmp string, maxFile int64, rep *progress.Reporter) error {
+	return streamLayers(ctx, c, repo, m, rep, func(r io.Reader) error { return extractLayer(r, tmp, maxFile) })
+}
+
+// streamLayers hands each layer of m, as it downloads, to extract, and
+// fails unless the whole blob matches its descriptor's digest and size.
+// What extract wrote before a mismatch was found is the caller's to discard.
+func streamLayers(ctx context.Context, c *http.Client, repo name.Repository, m *v1.Manifest, rep *progress.Reporter, extract func(io.Reader) error) error {
 	for i, d := range m.Layers {
 		rc, err := getBlob(ctx, c, repo, d.Digest)
 		if err != nil {
@@ -85,7 +92,7 @@ func pullImageForm(ctx context.Context, c *http.Client, repo name.Repository, m 
 		}
 		task := rep.Start("downloading", "downloaded", fmt.Sprintf("layer %d", i), d.Size)
 		hr := &hashReader{r: io.TeeReader(ctxio.Reader(ctx, io.LimitReader(rc, d.Size+1)), task), h: sha256.New()}
-		err = extractLayer(hr, tmp, maxFile)
+		err = extract(hr)
 		if err == nil {
 			// The tar ends before the stream may: read the rest, so that
 			// the digest covers the whole blob.
@@ -122,27 +129,11 @@ func (h *hashReader) Read(p []byte) (int, error) {
 // anything else is skipped. A layout file name that is not a regular file
 // is refused.
 func extractLayer(r io.Reader, tmp string, maxFile int64) error {
-	br := bufio.NewReader(r)
-	magic, _ := br.Peek(4)
-	var tr *tar.Reader
-	switch {
-	case bytes.HasPrefix(magic, []byte{0x1f, 0x8b}):
-		zr, err := gzip.NewReader(br)
-		if err != nil {
-			return err
-		}
-		defer zr.Close()
-		tr = tar.NewReader(zr)
-	case bytes.Equal(magic, []byte{0x28, 0xb5, 0x2f, 0xfd}):
-		zr, err := zstd.NewReader(br)
-		if err != nil {
-			return err
-		}
-		defer zr.Close()
-		tr = tar.NewReader(zr)
-	default:
-		tr = tar.NewReader(br)
+	tr, closeTar, err := openTar(r)
+	if err != nil {
+		return err
 	}
+	defer closeTar()
 	for {
 		h, err := tr.Next()
 		if errors.Is(err, io.EOF) {
@@ -186,4 +177,25 @@ func extractLayer(r io.Reader, tmp string, maxFile int64) error {
 			return fmt.Errorf("/%s: %w", p, err)
 		}
 	}
+}
+
+// openTar reads a tar layer, gzip, zstd or plain, told by its magic bytes.
+func openTar(r io.Reader) (*tar.Reader, func(), error) {
+	br := bufio.NewReader(r)
+	magic, _ := br.Peek(4)
+	switch {
+	case bytes.HasPrefix(magic, []byte{0x1f, 0x8b}):
+		zr, err := gzip.NewReader(br)
+		if err != nil {
+			return nil, nil, err
+		}
+		return tar.NewReader(zr), func() { zr.Close() }, nil
+	case bytes.Equal(magic, []byte{0x28, 0xb5, 0x2f, 0xfd}):
+		zr, err := zstd.NewReader(br)
+		if err != nil {
+			return nil, nil, err
+		}
+		return tar.NewReader(zr), zr.Close, nil
+	}
+	return tar.NewReader(br), func() {}, nil
 }

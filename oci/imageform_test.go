@@ -25,6 +25,7 @@ type tarEntry struct {
 	name, link string
 	typ        byte
 	body       []byte
+	size       int64 // the size the header claims, when not len(body): the stream then ends after body
 }
 
 func tarLayer(t *testing.T, entries ...tarEntry) v1.Layer {
@@ -50,8 +51,17 @@ func tarBytes(tb testing.TB, entries ...tarEntry) []byte {
 		if h.Typeflag != tar.TypeReg {
 			h.Size = 0
 		}
+		if e.size != 0 {
+			h.Size = e.size
+		}
 		if err := tw.WriteHeader(h); err != nil {
 			tb.Fatal(err)
+		}
+		if e.size != 0 {
+			// A hostile header: its body never comes.
+			buf.Write(e.body)
+			buf.Write(make([]byte, 1024))
+			return buf.Bytes()
 		}
 		if h.Typeflag == tar.TypeReg {
 			tw.Write(e.body)

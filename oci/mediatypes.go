@@ -24,6 +24,19 @@ const (
 	IndexMediaType    = "application/vnd.oci.image.index.v1+json"
 	// EmptyMediaType is the OCI empty descriptor's, the config of the SBOM referrer.
 	EmptyMediaType = "application/vnd.oci.empty.v1+json"
+	// ImageConfigMediaType and LayerMediaType are those of the ordinary
+	// container images uni writes: kernel bundle images and the frontend image.
+	ImageConfigMediaType = "application/vnd.oci.image.config.v1+json"
+	LayerMediaType       = "application/vnd.oci.image.layer.v1.tar+gzip"
+)
+
+// Labels of a kernel bundle image (in its image config), also set as
+// annotations of its manifest: what the bundle is, readable without
+// downloading it. An image without LabelKernelBundleDigest is not a bundle.
+const (
+	LabelKernelBundleDigest  = "io.uniforge.kernel.bundle.digest"  // bundle.json's digest: "sha256:<hex>"
+	LabelKernelBundleRelease = "io.uniforge.kernel.bundle.release" // the kernel's `uname -r`
+	LabelKernelBundleVersion = "io.uniforge.kernel.bundle.version" // the package version it was made from
 )
 
 // Annotation keys.

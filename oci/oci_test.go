@@ -288,15 +288,17 @@ func TestIsRemoteRef(t *testing.T) {
 	}
 }
 
-// countingTransport counts blob GETs.
+// countingTransport counts requests and blob GETs.
 type countingTransport struct {
 	mu       sync.Mutex
+	requests int
 	blobGets int
 	blobPuts int
 }
 
 func (c *countingTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	c.mu.Lock()
+	c.requests++
 	if strings.Contains(req.URL.Path, "/blobs/") {
 		switch req.Method {
 		case http.MethodGet:

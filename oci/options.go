@@ -31,6 +31,7 @@ type options struct {
 	platform  string
 	maxFile   int64
 	store     string // the content store's directory; "" = in the cache
+	epoch     int64  // the time stamped on the images uni writes (SOURCE_DATE_EPOCH)
 }
 
 // WithInsecure allows plain HTTP to any registry (loopback registries get
@@ -66,6 +67,10 @@ func WithMaxFileSize(n int64) Option { return func(o *options) { o.maxFile = n }
 
 // WithStore puts the local content store in dir instead of the cache.
 func WithStore(dir string) Option { return func(o *options) { o.store = dir } }
+
+// WithSourceDateEpoch stamps the images PushKernelBundle writes (file
+// times, the config's created) with sec, seconds since 1970 (default 0).
+func WithSourceDateEpoch(sec int64) Option { return func(o *options) { o.epoch = sec } }
 
 func makeOptions(opts []Option) options {
 	o := options{

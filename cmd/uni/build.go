@@ -72,6 +72,7 @@ func runBuild(cmd *cobra.Command, o buildFlags, ctxDir string) error {
 	if o.quiet {
 		req.Log = io.Discard
 	}
+	req.KernelOptions = registryKernels(req.Log)
 	var err error
 	if req.BuildArgs, err = buildArgs(o.buildArgs, os.Getenv); err != nil {
 		return usageError{cmd, err}

@@ -2,26 +2,29 @@ package main
 
 import (
 	"fmt"
+	"io"
 	"path/filepath"
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
 
+	"github.com/uniforge/packer-plugin-unikernel/engine"
 	"github.com/uniforge/packer-plugin-unikernel/internal/cachedir"
 	"github.com/uniforge/packer-plugin-unikernel/kernel"
+	"github.com/uniforge/packer-plugin-unikernel/oci"
 )
 
 func newKernelCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:                        "kernel COMMAND",
-		Short:                      "List and import kernel bundles",
+		Short:                      "List, import and push kernel bundles",
 		Args:                       subcommandArgs,
 		SuggestionsMinimumDistance: 2,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return usageErrorf(cmd, "kernel needs a command: ls or import")
+			return usageErrorf(cmd, "kernel needs a command: ls, import or push")
 		},
 	}
-	cmd.AddCommand(newKernelLsCmd(), newKernelImportCmd())
+	cmd.AddCommand(newKernelLsCmd(), newKernelImportCmd(), newKernelPushCmd())
 	return cmd
 }
 
@@ -84,6 +87,58 @@ kernel image and its lib/modules/<release>/, and put it in the cache.`,
 	}
 	cmd.Flags().StringVar(&name, "name", "", "an alias to give the bundle (e.g. linux)")
 	return cmd
+}
+
+func newKernelPushCmd() *cobra.Command {
+	var insecure bool
+	cmd := &cobra.Command{
+		Use:   "push [flags] NAME|DIGEST REF",
+		Short: "Publish a kernel bundle to a registry as an OCI image",
+		Long: `Publish the kernel bundle NAME (an alias such as linux, a digest, or anything
+KERNEL accepts) as REF (a tag): an ordinary OCI image whose one layer holds
+the bundle's files at its root, so that KERNEL REF in a Unifile, uni build on
+another machine and BuildKit can all use it. The same bundle always gives the
+same image (file times are SOURCE_DATE_EPOCH, default 0). linux is made from
+the distribution's kernel first if the cache lacks it, as uni build does.
+Prints REF@DIGEST.
+
+Credentials come from your docker config and its credential helpers. Plain
+HTTP is used only for loopback registries unless --insecure.`,
+		Example: `  uni kernel push linux registry.example.com/uniforge/kernel:6.1.0-40-cloud-amd64
+  uni kernel push sha256:3f2a… 127.0.0.1:5000/kernels/mine:1`,
+		Args: twoArgs("NAME|DIGEST", "REF"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx, stderr := cmd.Context(), cmd.ErrOrStderr()
+			epoch, err := engine.SourceDateEpoch(nil)
+			if err != nil {
+				return err
+			}
+			opts, err := kernelCache()
+			if err != nil {
+				return err
+			}
+			ociOpts := []oci.Option{oci.WithInsecure(insecure), oci.WithProgress(stderr)}
+			opts = append(opts, kernel.WithProgress(stderr), kernel.WithFetcher(oci.KernelFetcher(ociOpts...)))
+			b, err := kernel.Resolve(ctx, args[0], opts...)
+			if err != nil {
+				return err
+			}
+			p, err := oci.PushKernelBundle(ctx, b, args[1], append(ociOpts, oci.WithSourceDateEpoch(epoch))...)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "%s@%s\n", p.Ref, p.Manifest)
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&insecure, "insecure", false, "allow plain HTTP to a registry that is not on loopback")
+	return cmd
+}
+
+// registryKernels are the kernel options of a build: KERNEL may name a
+// bundle image in a registry, fetched once into the cache.
+func registryKernels(log io.Writer) []kernel.Option {
+	return []kernel.Option{kernel.WithFetcher(oci.KernelFetcher(oci.WithProgress(log)))}
 }
 
 // kernelCache is the option that points package kernel at uni's cache.

@@ -150,7 +150,7 @@ func layoutDir(ctx context.Context, target, file string, bargs map[string]string
 			return target, nil, nothing, nil
 		}
 	}
-	req := engine.Request{ContextDir: target, Unifile: file, BuildArgs: bargs, Disk: disk, Log: log}
+	req := engine.Request{ContextDir: target, Unifile: file, BuildArgs: bargs, Disk: disk, Log: log, KernelOptions: registryKernels(log)}
 	if !fi.IsDir() {
 		// A program: build it with the Unifile `uni init` would write.
 		text, err := programUnifile(target, nil)

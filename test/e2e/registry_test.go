@@ -3,9 +3,7 @@ package e2e
 import (
 	"archive/tar"
 	"bytes"
-	"fmt"
 	"io"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -18,6 +16,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
+	"github.com/uniforge/packer-plugin-unikernel/internal/testregistry"
 	"github.com/uniforge/packer-plugin-unikernel/internal/testtool"
 )
 
@@ -33,28 +32,7 @@ func startRegistry(t *testing.T) string {
 // registry keeps its blobs, for tests that look at or damage them.
 func startRegistryWithStorage(t *testing.T) (addr, storage string) {
 	t.Helper()
-	bin := testtool.Need(t, "registry")[0]
-	dir := t.TempDir()
-	addr = fmt.Sprintf("127.0.0.1:%d", freePort(t))
-	storage = filepath.Join(dir, "data")
-	cfg := fmt.Sprintf("version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: %s\nhttp:\n  addr: %s\n", storage, addr)
-	writeFiles(t, dir, map[string]string{"config.yml": cfg})
-	cmd := exec.Command(bin, "serve", filepath.Join(dir, "config.yml"))
-	var logs syncBuffer
-	cmd.Stdout, cmd.Stderr = &logs, &logs
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	for range 100 {
-		if resp, err := http.Get("http://" + addr + "/v2/"); err == nil {
-			resp.Body.Close()
-			return addr, storage
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	t.Fatalf("registry did not start on %s:\n%s", addr, logs.String())
-	return "", ""
+	return testregistry.Start(t)
 }
 
 // layerFile is one entry of a test layer.
