@@ -32,8 +32,10 @@ type Request struct {
 	SourceDateEpoch int64  `json:"sourceDateEpoch"`
 	// Name names the app in the SBOM.
 	Name string `json:"name"`
-	// BaseImage is the stage's base image reference, for the SBOM.
-	BaseImage string `json:"baseImage,omitempty"`
+	// BaseImage is the stage's base image reference, and BaseImageDigest
+	// its manifest digest, for the SBOM.
+	BaseImage       string `json:"baseImage,omitempty"`
+	BaseImageDigest string `json:"baseImageDigest,omitempty"`
 }
 
 // Status is the assembly step's report. A problem with the Unifile's
@@ -102,8 +104,8 @@ func Assemble(ctx context.Context, d Dirs) error {
 }
 
 func assemble(ctx context.Context, req *Request, d Dirs) (*Status, error) {
-	root := stageFS(d.Root, rootfs.Origin{Kind: rootfs.OriginBaseImage, Image: req.BaseImage})
-	added := stageFS(d.Added, rootfs.Origin{Kind: rootfs.OriginContext})
+	root := rootfs.HostFS{Root: d.Root}.WithOrigin(req.stageOrigin())
+	added := rootfs.HostFS{Root: d.Added}.WithOrigin(rootfs.Origin{Kind: rootfs.OriginStageAdded})
 	plan, err := engine.Cut(ctx, engine.FinalStage{Root: root, Added: added, Settings: req.Settings})
 	if err != nil {
 		return nil, err
@@ -129,9 +131,10 @@ func assemble(ctx context.Context, req *Request, d Dirs) (*Status, error) {
 	return &Status{Warnings: plan.Warnings}, nil
 }
 
-// stageFS is a directory BuildKit mounted, seen as a root.
-func stageFS(dir string, _ rootfs.Origin) rootfs.FS {
-	return rootfs.HostFS{Root: dir}
+// stageOrigin is the SBOM's origin of a file of the stage's root:
+// BuildKit gives a merged root, so the layer of a file is not known.
+func (r *Request) stageOrigin() rootfs.Origin {
+	return rootfs.Origin{Kind: rootfs.OriginStage, Image: r.BaseImage, ImageDigest: r.BaseImageDigest}
 }
 
 // readRequest reads the request strictly: unknown fields are refused.

@@ -113,11 +113,12 @@ func Convert(ctx context.Context, src []byte, opt ConvertOpt) (*Conversion, erro
 	if err != nil {
 		return nil, err
 	}
+	digests := map[string]string{} // base image digests, for the SBOM
 	u, err := unifile.Parse(bytes.NewReader(src), unifile.Options{
 		Filename:       opt.Filename,
 		BuildArgs:      opt.BuildArgs,
 		TargetPlatform: platform,
-		BaseImage:      baseConfigFunc(ctx, opt.MetaResolver),
+		BaseImage:      baseConfigFunc(ctx, opt.MetaResolver, digests),
 	})
 	if err != nil {
 		return nil, err
@@ -174,6 +175,15 @@ func Convert(ctx context.Context, src []byte, opt ConvertOpt) (*Conversion, erro
 
 	settings := stage.Settings
 	c.Warnings = compareConfig(stage, full.Image)
+	c.Request = Request{
+		Settings:        settings,
+		KernelName:      settings.Kernel,
+		SourceDateEpoch: epochOf(full),
+		Name:            appName(stage),
+	}
+	if stage.Base.Kind == unifile.BaseImage {
+		c.Request.BaseImage, c.Request.BaseImageDigest = stage.Base.Ref, digests[stage.Base.Ref]
+	}
 	if opt.Assembler.Output() == nil {
 		return c, nil // the stage's roots alone (uni build --builder assembles them itself)
 	}
@@ -183,15 +193,6 @@ func Convert(ctx context.Context, src []byte, opt ConvertOpt) (*Conversion, erro
 	c.Kernel = llb.Image(c.KernelRef, llb.Platform(ocispecs.Platform{OS: "linux", Architecture: "amd64"}),
 		llb.WithCustomName("kernel bundle "+c.KernelRef))
 
-	c.Request = Request{
-		Settings:        settings,
-		KernelName:      settings.Kernel,
-		SourceDateEpoch: epochOf(full),
-		Name:            appName(stage),
-	}
-	if stage.Base.Kind == unifile.BaseImage {
-		c.Request.BaseImage = stage.Base.Ref
-	}
 	reqJSON, err := json.Marshal(c.Request)
 	if err != nil {
 		return nil, err
@@ -234,7 +235,7 @@ func targetPlatform(ps []ocispecs.Platform) (string, error) {
 // resolver, so that variables in the unikernel keywords expand as in
 // dockerfile2llb. A config that cannot be had is left to dockerfile2llb,
 // which reports it in its own words.
-func baseConfigFunc(ctx context.Context, r llb.ImageMetaResolver) func(ref, platform string) (*unifile.ImageConfig, error) {
+func baseConfigFunc(ctx context.Context, r llb.ImageMetaResolver, digests map[string]string) func(ref, platform string) (*unifile.ImageConfig, error) {
 	if r == nil {
 		return nil
 	}
@@ -244,10 +245,11 @@ func baseConfigFunc(ctx context.Context, r llb.ImageMetaResolver) func(ref, plat
 			os, arch, _ := strings.Cut(platform, "/")
 			p = ocispecs.Platform{OS: os, Architecture: arch}
 		}
-		_, _, dt, err := r.ResolveImageConfig(ctx, ref, sourceresolver.Opt{ImageOpt: &sourceresolver.ResolveImageOpt{Platform: &p}})
+		_, dgst, dt, err := r.ResolveImageConfig(ctx, ref, sourceresolver.Opt{ImageOpt: &sourceresolver.ResolveImageOpt{Platform: &p}})
 		if err != nil {
 			return nil, nil
 		}
+		digests[ref] = dgst.String()
 		var img ocispecs.Image
 		if err := json.Unmarshal(dt, &img); err != nil {
 			return nil, nil

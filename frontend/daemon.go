@@ -102,11 +102,13 @@ func BuildOnDaemon(ctx context.Context, d Daemon, req engine.Request) (*engine.R
 	}}
 	// The stage's root first; what it added is then all cached but the
 	// export. Each comes back as one tar stream.
-	root, err := b.export(ctx, "root", store, func(c *Conversion) llb.State { return c.Root })
+	root, err := b.export(ctx, "root", store, func(c *Conversion) (llb.State, rootfs.Origin) { return c.Root, c.Request.stageOrigin() })
 	if err != nil {
 		return nil, err
 	}
-	added, err := b.export(ctx, "added", store, func(c *Conversion) llb.State { return c.Added })
+	added, err := b.export(ctx, "added", store, func(c *Conversion) (llb.State, rootfs.Origin) {
+		return c.Added, rootfs.Origin{Kind: rootfs.OriginStageAdded}
+	})
 	if err != nil {
 		return nil, err
 	}
@@ -123,11 +125,12 @@ type daemonBuild struct {
 
 // export has the daemon build the state pick chooses and stream it back
 // as a tar, read into a tree whose file contents go to store.
-func (b *daemonBuild) export(ctx context.Context, what string, store *rootfs.BlobStore, pick func(*Conversion) llb.State) (*rootfs.Tree, error) {
+func (b *daemonBuild) export(ctx context.Context, what string, store *rootfs.BlobStore, pick func(*Conversion) (llb.State, rootfs.Origin)) (*rootfs.Tree, error) {
 	pr, pw := io.Pipe()
 	opt := b.opt
 	opt.Exports = []bkclient.ExportEntry{{Type: bkclient.ExporterTar, Output: func(map[string]string) (io.WriteCloser, error) { return pw, nil }}}
 	var convErr error
+	origins := make(chan rootfs.Origin, 1) // the exported state's, once solved
 	build := func(ctx context.Context, c client.Client) (*client.Result, error) {
 		bc, err := dockerui.NewClient(c)
 		if err != nil {
@@ -145,10 +148,12 @@ func (b *daemonBuild) export(ctx context.Context, what string, store *rootfs.Blo
 			return nil, located(err, src.SourceMap)
 		}
 		b.conv = conv
-		ref, err := solve(ctx, c, pick(conv))
+		st, origin := pick(conv)
+		ref, err := solve(ctx, c, st)
 		if err != nil {
 			return nil, err
 		}
+		origins <- origin
 		res := client.NewResult()
 		res.SetRef(ref)
 		return res, nil
@@ -167,8 +172,15 @@ func (b *daemonBuild) export(ctx context.Context, what string, store *rootfs.Blo
 		if err != nil {
 			return err
 		}
+		// The build solved the state before its exporter streamed it.
+		var origin rootfs.Origin
+		select {
+		case origin = <-origins:
+		case <-gctx.Done():
+			return gctx.Err()
+		}
 		tree = rootfs.NewTree()
-		return rootfs.ApplyLayerFrom(tree, rootfs.Origin{Kind: rootfs.OriginBaseImage, Layer: what}, entries, store)
+		return rootfs.ApplyLayerFrom(tree, origin, entries, store)
 	})
 	g.Go(func() error {
 		_, err := b.client.Build(gctx, opt, "uni", build, status)
