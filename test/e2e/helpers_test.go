@@ -59,6 +59,7 @@ func runTests(m *testing.M) int {
 	code := m.Run()
 	// The daemons and downloads that the tests of this run shared.
 	removeDebs()
+	stopSharedRegistry()
 	if err := testtool.StopDaemons(); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		if code == 0 {
