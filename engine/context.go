@@ -76,9 +76,14 @@ func (c *buildContext) ignored(rel string) bool {
 
 // source is one file, directory or link that a COPY takes.
 type source struct {
-	rel   string // relative to the source root, slash-separated
+	rel   string // relative to the source root, slash-separated; "." for a directory source itself
 	entry *rootfs.Entry
 }
+
+// dirItself is the rel of the entry that stands for a directory source
+// itself: COPY copies its contents, and it makes the destination a
+// directory (with its mode, when COPY creates it), even when empty.
+const dirItself = "."
 
 // sources expands one COPY source of the context: a path or a glob, never
 // leading outside the context. A directory yields its contents. As in
@@ -167,7 +172,12 @@ func (c *buildContext) expand(rel string) ([]source, error) {
 		e.Origin = rootfs.Origin{Kind: rootfs.OriginContext, Path: filepath.ToSlash(realRel)}
 		return []source{{rel: path.Base(rel), entry: e}}, nil
 	}
-	var out []source
+	self, err := rootfs.EntryFromFileInfo("/", real, fi)
+	if err != nil {
+		return nil, err
+	}
+	self.Origin = rootfs.Origin{Kind: rootfs.OriginContext, Path: rel}
+	out := []source{{rel: dirItself, entry: self}}
 	err = filepath.WalkDir(real, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err

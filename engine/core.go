@@ -304,13 +304,17 @@ type Output struct {
 	// Name is the app's name in sbom.spdx.json (default: the entrypoint's
 	// program name).
 	Name string
+	// InPlace writes into Dir, an empty directory the caller owns and
+	// throws away on error (the BuildKit frontend's output mount), instead
+	// of a temporary sibling renamed over Dir.
+	InPlace bool
 }
 
 // Assemble writes the image layout of p on bundle b.
 func Assemble(ctx context.Context, p *Plan, b *kernel.Bundle, out Output) (*spec.ImageConfig, error) {
 	cfg := p.Config
 	cfg.Build = spec.BuildInfo{SourceDateEpoch: out.SourceDateEpoch, Tool: "uni " + Version}
-	return image.Assemble(ctx, image.Input{
+	in := image.Input{
 		Root:       p.Root,
 		Config:     cfg,
 		Bundle:     b,
@@ -319,5 +323,9 @@ func Assemble(ctx context.Context, p *Plan, b *kernel.Bundle, out Output) (*spec
 		DataSize:   out.DataSize,
 		ModTime:    out.SourceDateEpoch,
 		Name:       out.Name,
-	}, out.Dir)
+	}
+	if out.InPlace {
+		return image.WriteLayout(ctx, in, out.Dir)
+	}
+	return image.Assemble(ctx, in, out.Dir)
 }

@@ -95,8 +95,8 @@ func Build(ctx context.Context, req Request) (*Result, error) {
 	if err := image.PrepareOutput(req.OutDir, req.ContextDir, req.Unifile); err != nil {
 		return nil, err
 	}
-	epoch, err := SourceDateEpoch(req.SourceDateEpoch)
-	if err != nil {
+	// A bad SOURCE_DATE_EPOCH stops the build before any work.
+	if _, err := SourceDateEpoch(req.SourceDateEpoch); err != nil {
 		return nil, err
 	}
 	src, err := os.ReadFile(req.Unifile)
@@ -134,7 +134,44 @@ func Build(ctx context.Context, req Request) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	plan, err := b.finalRoot(ctx, u.Final(), final)
+	return b.finish(ctx, u.Final(), FinalStage{Root: final.view(), Added: final.upper, Settings: u.Final().Settings}, final.lines, res)
+}
+
+// BuildStage is Build for a stage whose root something else built: `uni
+// build --builder` has a BuildKit daemon run the stages, and brings back
+// the target stage's root and what it added. st is that stage in u (for
+// the lines of errors), fs its roots. What follows is Build's: cut,
+// kernel, memory, and the layout written to req.OutDir.
+func BuildStage(ctx context.Context, req Request, u *unifile.Unifile, st *unifile.Stage, fs FinalStage) (*Result, error) {
+	if req.Log == nil {
+		req.Log = io.Discard
+	}
+	b := &builder{req: req, file: u.Filename, images: map[string]*baseimage.Image{}}
+	var err error
+	if b.cacheDir = req.CacheDir; b.cacheDir == "" {
+		if b.cacheDir, err = cachedir.Dir(); err != nil {
+			return nil, err
+		}
+	}
+	res := &Result{}
+	for _, w := range u.Warnings {
+		res.Warnings = append(res.Warnings, w.String())
+		fmt.Fprintln(req.Log, "warning:", w.String())
+	}
+	fs.Settings = st.Settings
+	return b.finish(ctx, st, fs, nil, res)
+}
+
+// finish cuts the unikernel out of the last stage st, resolves its
+// kernel and writes the layout. lines maps the paths the stage added to
+// the instructions that added them, when known.
+func (b *builder) finish(ctx context.Context, st *unifile.Stage, fs FinalStage, lines map[string]unifile.Location, res *Result) (*Result, error) {
+	req := b.req
+	plan, err := b.finalRoot(ctx, st, fs, lines)
+	if err != nil {
+		return nil, err
+	}
+	epoch, err := SourceDateEpoch(req.SourceDateEpoch)
 	if err != nil {
 		return nil, err
 	}
@@ -150,12 +187,20 @@ func Build(ctx context.Context, req Request) (*Result, error) {
 	}
 	b.progress("writing %s", req.OutDir)
 	cfg, err := Assemble(ctx, plan.Plan, bundle, Output{Dir: req.OutDir, Disk: req.Disk, DataSize: req.DataSize, SourceDateEpoch: epoch,
-		Name: filepath.Base(b.context.dir)})
+		Name: filepath.Base(absOr(req.ContextDir))})
 	if err != nil {
 		return nil, err
 	}
 	res.Config = cfg
 	return res, nil
+}
+
+// absOr is p made absolute, or p when that fails.
+func absOr(p string) string {
+	if a, err := filepath.Abs(p); err == nil {
+		return a
+	}
+	return p
 }
 
 // kernelErr puts the KERNEL line on a kernel error, unless the build was

@@ -112,6 +112,34 @@ ENTRYPOINT ["/usr/local/bin/run.sh"]
 	}
 }
 
+// TestCopyDirectoryOfOneFile: a directory source is copied as a directory
+// whatever it holds (one file, or nothing), as BuildKit does; the file is
+// never written under the directory's name.
+func TestCopyDirectoryOfOneFile(t *testing.T) {
+	dir := t.TempDir()
+	write(t, dir, map[string]string{"one/greeting.txt": "hi"})
+	if err := os.Mkdir(filepath.Join(dir, "empty"), 0o750); err != nil {
+		t.Fatal(err)
+	}
+	_, root, err := stagesOf(t, dir, `FROM scratch
+COPY one /app/one
+COPY empty /app/empty
+ENTRYPOINT ["/x"]
+`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := content(t, root.upper, "/app/one/greeting.txt"); got != "hi" {
+		t.Errorf("greeting.txt = %q", got)
+	}
+	if e, _ := root.upper.Get("/app/one"); e == nil || !e.IsDir() {
+		t.Errorf("/app/one is %+v, want a directory", e)
+	}
+	if e, _ := root.upper.Get("/app/empty"); e == nil || !e.IsDir() || e.Mode.Perm() != 0o750 {
+		t.Errorf("/app/empty is %+v, want a directory with the source's mode 0750", e)
+	}
+}
+
 func TestCopyRefusesEscapes(t *testing.T) {
 	parent := t.TempDir()
 	dir := filepath.Join(parent, "ctx")

@@ -16,9 +16,9 @@ type finalPlan struct {
 	memoryLine unifile.Location
 }
 
-// finalRoot runs the core's Cut on the last stage of u and puts the
+// finalRoot runs the core's Cut on the last stage st and puts the
 // Unifile's line on its errors.
-func (b *builder) finalRoot(ctx context.Context, st *unifile.Stage, root *stageRoot) (*finalPlan, error) {
+func (b *builder) finalRoot(ctx context.Context, st *unifile.Stage, fs FinalStage, lines map[string]unifile.Location) (*finalPlan, error) {
 	fp := &finalPlan{kernelLine: st.Location, memoryLine: st.Location}
 	for _, ins := range st.Instructions {
 		switch ins.(type) {
@@ -28,46 +28,53 @@ func (b *builder) finalRoot(ctx context.Context, st *unifile.Stage, root *stageR
 			fp.memoryLine = ins.Pos()
 		}
 	}
-	plan, err := Cut(ctx, FinalStage{
-		Root:     root.view(),
-		Added:    root.upper,
-		Settings: st.Settings, // the parser merged the base image's config, as BuildKit does
-	})
+	plan, err := Cut(ctx, fs)
 	if err != nil {
-		return nil, b.stepLineErr(st, root, err)
+		if loc, ok := StepLocation(st, err, lines); ok {
+			return nil, b.lineErr(loc, err)
+		}
+		return nil, err
 	}
 	fp.Plan = plan
 	return fp, nil
 }
 
-// stepLineErr locates a core error at the Unifile line that caused it.
-func (b *builder) stepLineErr(st *unifile.Stage, root *stageRoot, err error) error {
+// StepLocation is the instruction of st that a core error (a *StepError
+// in err's chain) is about: the last ENTRYPOINT or CMD, USER or WORKDIR,
+// the INCLUDE that named the path, the instruction that added the path
+// (added maps paths to the instructions that wrote them, when the front
+// door knows), KERNEL or MEMORY; st's FROM line when none says more. ok
+// is false when err is no core error.
+func StepLocation(st *unifile.Stage, err error, added map[string]unifile.Location) (loc unifile.Location, ok bool) {
 	var se *StepError
 	if !errors.As(err, &se) {
-		return err
+		return unifile.Location{}, false
 	}
-	loc := st.Location
+	loc = st.Location
+	is := func(kw string) func(unifile.Instruction) bool {
+		return func(i unifile.Instruction) bool { return i.Keyword() == kw }
+	}
 	switch se.Step {
 	case StepEntrypoint:
-		loc = lastOf(st, loc, func(i unifile.Instruction) bool {
-			_, e := i.(*unifile.Entrypoint)
-			_, c := i.(*unifile.Cmd)
-			return e || c
-		})
+		loc = lastOf(st, loc, func(i unifile.Instruction) bool { return i.Keyword() == "ENTRYPOINT" || i.Keyword() == "CMD" })
 	case StepUser:
-		loc = lastOf(st, loc, func(i unifile.Instruction) bool { _, ok := i.(*unifile.User); return ok })
+		loc = lastOf(st, loc, is("USER"))
 	case StepWorkdir:
-		loc = lastOf(st, loc, func(i unifile.Instruction) bool { _, ok := i.(*unifile.Workdir); return ok })
+		loc = lastOf(st, loc, is("WORKDIR"))
+	case StepKernel:
+		loc = lastOf(st, loc, is("KERNEL"))
+	case StepMemory:
+		loc = lastOf(st, loc, is("MEMORY"))
 	case StepInclude:
 		if l, ok := st.Settings.IncludeAt[se.Path]; ok {
 			loc = l
 		}
 	case StepAdded:
-		if l, ok := root.lines[se.Path]; ok {
+		if l, ok := added[se.Path]; ok {
 			loc = l
 		}
 	}
-	return b.lineErr(loc, err)
+	return loc, true
 }
 
 // lastOf is the location of the last instruction of st that match accepts,

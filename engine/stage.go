@@ -80,12 +80,22 @@ func (b *builder) copyInto(ctx context.Context, root *stageRoot, c *unifile.Copy
 			dest = "/" + dest
 		}
 	}
-	intoDir := strings.HasSuffix(c.Dest, "/") || len(c.Sources)+len(c.Inline) > 1 || len(srcs) > 1 || isDir(root.fs, dest)
-	if len(srcs) == 1 && srcs[0].entry.IsDir() {
-		intoDir = true
-	}
-	dest = realDest(root.fs, rootfs.Clean(dest))
+	// A directory source (or several sources) copies into dest as a
+	// directory; one directory source that COPY creates dest from gives
+	// dest its mode, as in BuildKit.
+	var dirSelf *rootfs.Entry
+	files := srcs[:0:0]
 	for _, s := range srcs {
+		if s.rel == dirItself {
+			dirSelf = s.entry
+			continue
+		}
+		files = append(files, s)
+	}
+	existed := isDir(root.fs, dest)
+	intoDir := strings.HasSuffix(c.Dest, "/") || len(c.Sources)+len(c.Inline) > 1 || len(files) > 1 || existed || dirSelf != nil
+	dest = realDest(root.fs, rootfs.Clean(dest))
+	for _, s := range files {
 		e := *s.entry
 		e.Path = dest
 		if intoDir {
@@ -95,7 +105,7 @@ func (b *builder) copyInto(ctx context.Context, root *stageRoot, c *unifile.Copy
 			e.UID, e.GID = uid, gid
 		}
 		if c.Chmod != nil && !e.IsSymlink() {
-			e.Mode = e.Mode&^(fs.ModePerm|fs.ModeSetuid|fs.ModeSetgid|fs.ModeSticky) | rootfs.PermFromUnix(*c.Chmod)
+			e.Mode = chmod(e.Mode, *c.Chmod)
 		}
 		if err := root.upper.Add(e); err != nil {
 			return b.lineErrf(c.Location, "COPY to %s: %w", rootfs.Quote(e.Path), err)
@@ -103,12 +113,24 @@ func (b *builder) copyInto(ctx context.Context, root *stageRoot, c *unifile.Copy
 		root.lines[e.Path] = c.Location
 	}
 	if intoDir {
-		if err := root.upper.Add(rootfs.Entry{Path: dest, Mode: fs.ModeDir | 0o755, UID: uid, GID: gid, Origin: rootfs.Generated}); err != nil {
+		d := rootfs.Entry{Path: dest, Mode: fs.ModeDir | 0o755, UID: uid, GID: gid, Origin: rootfs.Generated}
+		if dirSelf != nil && !existed && len(c.Sources)+len(c.Inline) == 1 {
+			d.Mode, d.Origin = dirSelf.Mode, dirSelf.Origin
+			if c.Chmod != nil {
+				d.Mode = chmod(d.Mode, *c.Chmod)
+			}
+		}
+		if err := root.upper.Add(d); err != nil {
 			return b.lineErrf(c.Location, "COPY to %s: %w", rootfs.Quote(dest), err)
 		}
 		root.lines[dest] = c.Location
 	}
 	return nil
+}
+
+// chmod replaces the permission bits of m (COPY --chmod).
+func chmod(m fs.FileMode, perm uint32) fs.FileMode {
+	return m&^(fs.ModePerm|fs.ModeSetuid|fs.ModeSetgid|fs.ModeSticky) | rootfs.PermFromUnix(perm)
 }
 
 // copySources expands one source of a COPY, from the context, an earlier
@@ -143,7 +165,8 @@ func fsSources(ctx context.Context, fsys rootfs.FS, src string) ([]source, error
 		c := *e
 		return []source{{rel: path.Base(rootfs.Clean(src)), entry: &c}}, nil
 	}
-	var out []source
+	self := *e
+	out := []source{{rel: dirItself, entry: &self}}
 	err = rootfs.WalkDir(ctx, fsys, e.Path, func(k *rootfs.Entry, rel string) error {
 		c := *k
 		out = append(out, source{rel: rel, entry: &c})

@@ -70,6 +70,21 @@ func Assemble(ctx context.Context, in Input, dir string) (*spec.ImageConfig, err
 	return cfg, nil
 }
 
+// WriteLayout writes the image layout of in straight into dir, an empty
+// directory the caller owns and discards on error: the BuildKit
+// frontend's output mount, which cannot be renamed over. Everyone else
+// calls Assemble.
+func WriteLayout(ctx context.Context, in Input, dir string) (*spec.ImageConfig, error) {
+	kids, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	if len(kids) != 0 {
+		return nil, &OutputError{Dir: dir, Reason: fmt.Sprintf("not empty (holds %s)", kids[0].Name())}
+	}
+	return writeLayout(ctx, in, dir)
+}
+
 func writeLayout(ctx context.Context, in Input, dir string) (*spec.ImageConfig, error) {
 	cfg := in.Config
 	cfg.SchemaVersion = 1
@@ -96,7 +111,9 @@ func writeLayout(ctx context.Context, in Input, dir string) (*spec.ImageConfig, 
 	}
 
 	// The SBOM names the files Root holds, which are rootfs.img's; its
-	// namespace is the rootfs digest, its date SOURCE_DATE_EPOCH.
+	// namespace is the rootfs digest, its date SOURCE_DATE_EPOCH. It
+	// describes the image and config.json does not record it: the origins
+	// it names differ between uni build and BuildKit, config.json must not.
 	err = sbom.WriteFile(ctx, filepath.Join(dir, spec.SBOMFile), sbom.Input{
 		Name:       in.Name,
 		Entrypoint: cfg.Entrypoint,
@@ -121,13 +138,13 @@ func writeLayout(ctx context.Context, in Input, dir string) (*spec.ImageConfig, 
 			return nil, err
 		}
 	}
-	// config.json records every file's digest, so that a layout can be
-	// verified whole before it boots (layout.Verify).
+	// config.json records the digest of every file of the image, so that a
+	// layout can be verified whole before it boots (layout.Verify).
 	for _, f := range []struct {
 		name string
 		ref  **spec.FileRef
 		want bool
-	}{{spec.KernelFile, &cfg.KernelFile, true}, {spec.InitrdFile, &cfg.Initrd, true}, {spec.DiskFile, &cfg.Disk, in.Disk}, {spec.SBOMFile, &cfg.SBOM, true}} {
+	}{{spec.KernelFile, &cfg.KernelFile, true}, {spec.InitrdFile, &cfg.Initrd, true}, {spec.DiskFile, &cfg.Disk, in.Disk}} {
 		if !f.want {
 			continue
 		}

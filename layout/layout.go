@@ -142,19 +142,39 @@ func ParseConfig(data []byte) (*spec.ImageConfig, error) {
 	if err := checkNoRepeatedKeys(data); err != nil {
 		return fail(err)
 	}
-	var cfg spec.ImageConfig
+	var file configFile
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
-	if err := dec.Decode(&cfg); err != nil {
+	if err := dec.Decode(&file); err != nil {
 		return fail(err)
 	}
 	if _, err := dec.Token(); err != io.EOF {
 		return fail(errors.New("data after the JSON object"))
 	}
-	if err := cfg.Validate(); err != nil {
+	if err := file.ImageConfig.Validate(); err != nil {
 		return fail(err)
 	}
-	return &cfg, nil
+	if r := file.RetiredSBOM; r != nil {
+		if err := spec.CheckDigest("sbom.digest", r.Digest); err != nil {
+			return fail(err)
+		}
+		if r.Size <= 0 {
+			return fail(&spec.FieldError{Field: "sbom.size", Msg: fmt.Sprintf("%d is not a size", r.Size)})
+		}
+	}
+	return &file.ImageConfig, nil
+}
+
+// configFile is config.json as ParseConfig reads it: the image config, and
+// the sbom field that uni wrote before sbom.spdx.json became a description
+// of the image rather than one of its files (the SBOM now names the rootfs
+// digest; Verify checks that). Layouts and pushed images from then still
+// hold it, and their config.json cannot be rewritten without changing the
+// artifact's digest, so it is read, checked for its old shape, and ignored;
+// any other unknown field is still refused.
+type configFile struct {
+	spec.ImageConfig
+	RetiredSBOM *spec.FileRef `json:"sbom"`
 }
 
 // checkNoRepeatedKeys refuses an object that names a field twice. Go's
@@ -232,7 +252,7 @@ func (l *Layout) Config() spec.ImageConfig {
 		u := *c.User
 		c.User = &u
 	}
-	for _, ref := range []**spec.FileRef{&c.KernelFile, &c.Initrd, &c.Disk, &c.SBOM} {
+	for _, ref := range []**spec.FileRef{&c.KernelFile, &c.Initrd, &c.Disk} {
 		if *ref != nil {
 			r := **ref
 			*ref = &r

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -14,6 +15,8 @@ import (
 
 	"github.com/uniforge/packer-plugin-unikernel/internal/testtool"
 	"github.com/uniforge/packer-plugin-unikernel/layout/layouttest"
+	"github.com/uniforge/packer-plugin-unikernel/rootfs"
+	"github.com/uniforge/packer-plugin-unikernel/sbom"
 	"github.com/uniforge/packer-plugin-unikernel/spec"
 )
 
@@ -398,57 +401,127 @@ func FuzzParseConfig(f *testing.F) {
 	})
 }
 
-// sbom.spdx.json is optional; when config.json records its digest, Verify
-// checks it, and Files lists it last.
+// sbom.spdx.json is optional; when present, Verify checks that it
+// describes this rootfs.img (its namespace and described package name
+// rootfs.digest), and Files lists it last.
 func TestSBOMIsVerifiedAndListed(t *testing.T) {
+	ctx := context.Background()
 	dir, cfg := newLayout(t, layouttest.Config(), layouttest.Files{})
 	l, err := Open(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := l.VerifySBOM(context.Background()); !errors.Is(err, os.ErrNotExist) || !strings.Contains(err.Error(), "rebuild") {
+	if err := l.VerifySBOM(ctx); !errors.Is(err, os.ErrNotExist) || !strings.Contains(err.Error(), "rebuild") || !strings.Contains(err.Error(), "uni sbom REF") {
 		t.Fatalf("no SBOM: %v", err)
 	}
+	// The document of this rootfs.img, as the assembler writes it.
 	p := filepath.Join(dir, spec.SBOMFile)
-	if err := os.WriteFile(p, []byte(`{"spdxVersion":"SPDX-2.3"}`), 0o644); err != nil {
+	tree := rootfs.NewTree()
+	if err := tree.Add(rootfs.Entry{Path: "/app", Mode: 0o755, Data: []byte("app"), Origin: rootfs.Origin{Kind: rootfs.OriginStageAdded}}); err != nil {
 		t.Fatal(err)
 	}
-	ref, err := HashFile(context.Background(), p)
+	in := sbom.Input{Entrypoint: cfg.Entrypoint, Root: tree, Rootfs: cfg.Rootfs, Kernel: cfg.Kernel}
+	if err := sbom.WriteFile(ctx, p, in); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Verify(ctx); err != nil {
+		t.Fatalf("the SBOM of this rootfs.img: %v", err)
+	}
+	if err := l.VerifySBOM(ctx); err != nil {
+		t.Fatalf("VerifySBOM of this rootfs.img's SBOM: %v", err)
+	}
+	ref, err := HashFile(ctx, p)
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg.SBOM = &ref
-	writeConfig(t, dir, cfg)
-	if l, err = Open(dir); err != nil {
-		t.Fatal(err)
-	}
-	if err := l.Verify(context.Background()); err != nil {
-		t.Fatalf("correct SBOM digest: %v", err)
-	}
-	files, err := l.Files(context.Background())
+	files, err := l.Files(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if last := files[len(files)-1]; last.Name != spec.SBOMFile || last.Digest != ref.Digest {
 		t.Errorf("Files: last is %+v", last)
 	}
-	if err := os.WriteFile(p, []byte(`{"spdxVersion":"SPDX-2.2"}`), 0o644); err != nil {
+
+	// The document of another rootfs.img (a stale one, or another image's).
+	other := in
+	other.Rootfs.Digest = "sha256:" + strings.Repeat("e", 64)
+	if err := sbom.WriteFile(ctx, p, other); err != nil {
 		t.Fatal(err)
 	}
-	if err := l.Verify(context.Background()); !errors.Is(err, ErrMismatch) || !strings.Contains(err.Error(), "sbom.digest") {
-		t.Fatalf("edited SBOM: %v", err)
+	for _, verify := range []func(context.Context) error{func(ctx context.Context) error { return l.Verify(ctx) }, l.VerifySBOM} {
+		if err := verify(ctx); !errors.Is(err, ErrMismatch) || !strings.Contains(err.Error(), "describes rootfs.img sha256:eeee") || !strings.Contains(err.Error(), cfg.Rootfs.Digest) {
+			t.Errorf("the SBOM of another rootfs.img: %v", err)
+		}
 	}
+	// Not an SBOM of ours at all.
+	if err := os.WriteFile(p, []byte(`{"spdxVersion":"SPDX-2.3","SPDXID":"SPDXRef-DOCUMENT"}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Verify(ctx); !errors.Is(err, sbom.ErrNoSubject) || !strings.Contains(err.Error(), spec.SBOMFile) {
+		t.Errorf("an SBOM that names no rootfs.img: %v", err)
+	}
+	cctx, cancel := context.WithCancel(ctx)
+	cancel()
+	if err := l.VerifySBOM(cctx); !errors.Is(err, context.Canceled) {
+		t.Errorf("cancelled: %v", err)
+	}
+
 	os.Remove(p)
 	// An SBOM travels as a referrer: a layout without it is whole.
-	if err := l.Verify(context.Background()); err != nil {
+	if err := l.Verify(ctx); err != nil {
 		t.Fatalf("a layout without its SBOM (as oras pull gives it): %v", err)
-	}
-	if err := l.VerifySBOM(context.Background()); !errors.Is(err, os.ErrNotExist) || !strings.Contains(err.Error(), "uni sbom REF") {
-		t.Fatalf("VerifySBOM of a removed SBOM: %v", err)
 	}
 	os.Symlink("/etc/hostname", p)
 	if _, err := Open(dir); !errors.Is(err, ErrNotLayout) || !strings.Contains(err.Error(), "symlink") {
 		t.Fatalf("sbom.spdx.json a symlink to a host file: %v", err)
+	}
+}
+
+// config.json of a layout built (or an image pushed) before the SBOM
+// stopped being one of its files records sbom.spdx.json's digest. Such a
+// layout still opens and verifies, the field ignored; a malformed one is
+// still refused by name, and any other unknown field too.
+func TestRetiredSBOMField(t *testing.T) {
+	ctx := context.Background()
+	dir, cfg := newLayout(t, layouttest.Config(), layouttest.Files{SBOM: true})
+	data, err := json.Marshal(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ref, err := HashFile(ctx, filepath.Join(dir, spec.SBOMFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	withField := func(v string) []byte {
+		return bytes.Replace(data, []byte(`"build":`), []byte(`"sbom":`+v+`,"build":`), 1)
+	}
+	old := withField(fmt.Sprintf(`{"digest":%q,"size":%d}`, ref.Digest, ref.Size))
+	if err := os.WriteFile(filepath.Join(dir, spec.ConfigFile), old, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	l, err := Open(dir)
+	if err != nil {
+		t.Fatalf("a layout with the retired sbom field: %v", err)
+	}
+	if !reflect.DeepEqual(l.Config(), cfg) {
+		t.Errorf("the retired field changed the config: %+v", l.Config())
+	}
+	if err := l.Verify(ctx); err != nil {
+		t.Fatalf("verify a layout with the retired sbom field: %v", err)
+	}
+	for v, want := range map[string]string{
+		`{"digest":"md5:00","size":1}`:                          "sbom.digest",
+		`{"digest":"` + ref.Digest + `","size":0}`:              "sbom.size",
+		`{"digest":"` + ref.Digest + `","size":1,"extra":true}`: "unknown field",
+		`"sbom.spdx.json"`:                                      "cannot unmarshal",
+	} {
+		if _, err := ParseConfig(withField(v)); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("sbom %s: %v, want %q", v, err, want)
+		}
+	}
+	other := bytes.Replace(data, []byte(`"build":`), []byte(`"attestation":{},"build":`), 1)
+	if _, err := ParseConfig(other); err == nil || !strings.Contains(err.Error(), `unknown field "attestation"`) {
+		t.Errorf("an unknown field: %v", err)
 	}
 }
 

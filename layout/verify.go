@@ -15,6 +15,7 @@ import (
 
 	"github.com/uniforge/packer-plugin-unikernel/image/initrd"
 	"github.com/uniforge/packer-plugin-unikernel/internal/ctxio"
+	"github.com/uniforge/packer-plugin-unikernel/sbom"
 	"github.com/uniforge/packer-plugin-unikernel/spec"
 )
 
@@ -31,9 +32,10 @@ const (
 // Verify checks the layout's files against config.json before anything
 // boots: rootfs.img's size, sha256 and superblock digest; that the kernel is
 // a bzImage; that the init config inside the initrd (the one the guest
-// really runs) says what config.json says; and the size and sha256 of every
-// other file config.json records a digest for. Files are streamed, never
-// loaded whole. Errors wrap ErrMismatch when a file differs.
+// really runs) says what config.json says; the size and sha256 of every
+// other file config.json records a digest for; and, when the layout holds
+// sbom.spdx.json, that it describes this rootfs.img (VerifySBOM). Files are
+// streamed, never loaded whole. Errors wrap ErrMismatch when a file differs.
 func (l *Layout) Verify(ctx context.Context, opts ...VerifyOption) error {
 	var vo verifyOptions
 	for _, o := range opts {
@@ -81,8 +83,8 @@ func (l *Layout) Verify(ctx context.Context, opts ...VerifyOption) error {
 			return err
 		}
 	}
-	if cfg.SBOM != nil && l.HasSBOM() {
-		if err := l.verifySBOM(ctx, checked); err != nil {
+	if l.HasSBOM() {
+		if err := l.VerifySBOM(ctx); err != nil {
 			return err
 		}
 	}
@@ -90,21 +92,34 @@ func (l *Layout) Verify(ctx context.Context, opts ...VerifyOption) error {
 	return nil
 }
 
-// VerifySBOM checks sbom.spdx.json alone against the digest config.json
-// records; with no digest recorded, the file need only be a regular file.
-func (l *Layout) VerifySBOM(ctx context.Context) error { return l.verifySBOM(ctx, nil) }
-
-func (l *Layout) verifySBOM(ctx context.Context, checked map[string]spec.FileRef) error {
+// VerifySBOM checks that sbom.spdx.json describes this layout's
+// rootfs.img: the digest its namespace and its described package name
+// (sbom.Subject) must be config.json's rootfs.digest. config.json records
+// no digest of the SBOM, which is a description of the image, not one of
+// its files (the engines that build the same image do not see the same
+// origins). rootfs.img itself is not read: Verify checks it against
+// rootfs.digest. Errors wrap os.ErrNotExist without the file and
+// ErrMismatch for the document of another image.
+func (l *Layout) VerifySBOM(ctx context.Context) error {
 	if !l.HasSBOM() {
-		if l.config.SBOM != nil {
-			return fmt.Errorf("%s: no %s here; it travels beside the pushed image as a referrer (uni sbom REF fetches it; uni pull brings it when the registry has it): %w", l.dir, spec.SBOMFile, os.ErrNotExist)
+		return fmt.Errorf("%s: no %s here: a layout from uni pull holds it when the registry has it as a referrer (uni sbom REF fetches it; oras pull brings only the image's files), and one built before uni wrote an SBOM has none (rebuild it): %w", l.dir, spec.SBOMFile, os.ErrNotExist)
+	}
+	f, err := os.Open(l.Path(spec.SBOMFile))
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	got, err := sbom.Subject(ctxio.Reader(ctx, f))
+	if err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
 		}
-		return fmt.Errorf("%s: no %s (a layout built before uni wrote one: rebuild it): %w", l.dir, spec.SBOMFile, os.ErrNotExist)
+		return fmt.Errorf("%s: %s: %w", l.dir, spec.SBOMFile, err)
 	}
-	if l.config.SBOM == nil {
-		return nil
+	if got != l.config.Rootfs.Digest {
+		return l.mismatch(spec.SBOMFile, "it describes rootfs.img %s, config.json rootfs.digest says %s", got, l.config.Rootfs.Digest)
 	}
-	return l.verifyFile(ctx, checked, spec.SBOMFile, "sbom", *l.config.SBOM)
+	return nil
 }
 
 func (l *Layout) mismatch(file, format string, args ...any) error {

@@ -320,8 +320,11 @@ func TestPushPull(t *testing.T) {
 	ct := &countingTransport{}
 	opts := []Option{WithTransport(ct), WithStore(t.TempDir())}
 
-	sbom := []byte(`{"spdxVersion":"SPDX-2.3"}`)
-	if err := os.WriteFile(filepath.Join(src, spec.SBOMFile), sbom, 0o644); err != nil {
+	if _, err := layouttest.Write(src, layouttest.Config(), layouttest.Files{SBOM: true}); err != nil {
+		t.Fatal(err)
+	}
+	sbom, err := os.ReadFile(filepath.Join(src, spec.SBOMFile))
+	if err != nil {
 		t.Fatal(err)
 	}
 	l, err := layout.Open(src)
@@ -358,7 +361,7 @@ func TestPushPull(t *testing.T) {
 	if r1.Fetched != 4 || r1.Manifest != p1.Manifest {
 		t.Errorf("first pull fetched %d, manifest %s (pushed %s)", r1.Fetched, r1.Manifest, p1.Manifest)
 	}
-	for _, n := range layout.Required {
+	for _, n := range append(layout.Required, spec.SBOMFile) {
 		a, _ := os.ReadFile(filepath.Join(src, n))
 		b, _ := os.ReadFile(filepath.Join(dst, n))
 		if !bytes.Equal(a, b) {

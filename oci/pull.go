@@ -174,12 +174,12 @@ func Pull(ctx context.Context, ref, dir string, opts ...Option) (*Pulled, error)
 				return nil
 			})
 		}
-		var sbomRef *spec.FileRef
 		if !res.ImageForm {
 			// The SBOM is a referrer of the pushed image; bring it, beside
-			// the other blobs, when the registry has one.
+			// the other blobs, when the registry has one. Verify checks
+			// that it describes this image's rootfs.img.
 			g.Go(func() error {
-				repo, desc, err := findSBOM(gctx, ref, o)
+				repo, desc, err := findSBOM(gctx, res, o)
 				if err != nil {
 					rep.Printf("no %s: %v", spec.SBOMFile, err)
 					return nil
@@ -192,7 +192,6 @@ func Pull(ctx context.Context, ref, dir string, opts ...Option) (*Pulled, error)
 				if err != nil {
 					return fmt.Errorf("pull %s: %s: %w", ref, spec.SBOMFile, err)
 				}
-				sbomRef = &spec.FileRef{Digest: desc.Digest.String(), Size: desc.Size}
 				return nil
 			})
 		}
@@ -200,9 +199,6 @@ func Pull(ctx context.Context, ref, dir string, opts ...Option) (*Pulled, error)
 			return err
 		}
 		out.Fetched += int(fetched.Load())
-		if sbomRef != nil && checked != nil {
-			checked[spec.SBOMFile] = *sbomRef
-		}
 		l, err := layout.Open(tmp)
 		if err != nil {
 			return fmt.Errorf("pull %s: %w", ref, err)

@@ -15,6 +15,17 @@ import (
 // Resolve inside Root, never by the host kernel, so nothing leads outside.
 type HostFS struct {
 	Root string // "/" for the host's own root
+	// Origin, when its Kind is set, is the origin of every entry instead
+	// of OriginHost with the entry's host path: for a directory that
+	// stands for something else, such as a stage's root that BuildKit
+	// mounts into the assembler (WithOrigin).
+	Origin Origin
+}
+
+// WithOrigin is h with every entry's origin o.
+func (h HostFS) WithOrigin(o Origin) HostFS {
+	h.Origin = o
+	return h
 }
 
 // Lstat implements FS.
@@ -24,7 +35,14 @@ func (h HostFS) Lstat(p string) (*Entry, error) {
 	if err != nil {
 		return nil, err
 	}
-	return EntryFromFileInfo(Clean(p), hp, fi)
+	e, err := EntryFromFileInfo(Clean(p), hp, fi)
+	if err != nil {
+		return nil, err
+	}
+	if h.Origin.Kind != "" {
+		e.Origin = h.Origin
+	}
+	return e, nil
 }
 
 // ReadDir implements FS.

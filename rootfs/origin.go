@@ -16,6 +16,20 @@ const (
 	OriginUnifile OriginKind = "unifile"
 	// OriginGenerated: written by uni itself (resolv.conf, hosts, mount points).
 	OriginGenerated OriginKind = "generated"
+
+	// Roots built by BuildKit reach the assembler as directories only: the
+	// last stage's root and the diff of that stage over its base, with no
+	// layers, hosts or contexts to name.
+
+	// OriginStage: a file of the last stage's root as BuildKit made it that
+	// the stage did not write itself, so it comes from the stage's base.
+	// Image and ImageDigest name that base when it is an image (FROM ref);
+	// both are empty when it is another stage or scratch.
+	OriginStage OriginKind = "stage"
+	// OriginStageAdded: a file the last stage itself wrote over its base,
+	// by COPY, ADD or RUN (BuildKit's diff does not say which). Path is
+	// empty: the file's own path is all there is.
+	OriginStageAdded OriginKind = "stage-added"
 )
 
 // Origin records where an entry's bytes came from, for the SBOM. It is
@@ -25,7 +39,8 @@ type Origin struct {
 	Kind OriginKind
 	// Image and ImageDigest name the base image (as written, and its
 	// manifest digest sha256:…); Layer is the diff id of the layer that
-	// holds the entry. Set for OriginBaseImage.
+	// holds the entry. Set for OriginBaseImage; OriginStage sets Image and
+	// ImageDigest only, when its base is an image.
 	Image       string
 	ImageDigest string
 	Layer       string
@@ -39,12 +54,19 @@ type Origin struct {
 // Generated is the origin of what uni writes itself.
 var Generated = Origin{Kind: OriginGenerated}
 
-// String describes o in one line, e.g. "host /usr/bin/node" or
-// "base-image alpine@sha256:… layer sha256:…".
+// String describes o in one line, e.g. "host /usr/bin/node",
+// "base-image alpine@sha256:… layer sha256:…" or "stage from alpine@sha256:…".
 func (o Origin) String() string {
 	switch o.Kind {
 	case OriginBaseImage:
 		return fmt.Sprintf("base-image %s@%s layer %s", o.Image, o.ImageDigest, o.Layer)
+	case OriginStage:
+		if o.Image == "" {
+			return "stage"
+		}
+		return "stage from " + o.ImageRef()
+	case OriginStageAdded:
+		return "stage-added"
 	case OriginHost, OriginContext:
 		return fmt.Sprintf("%s %s", o.Kind, o.Path)
 	case OriginUnifile:
@@ -55,4 +77,13 @@ func (o Origin) String() string {
 		return "unknown"
 	}
 	return string(o.Kind)
+}
+
+// ImageRef is the base image as "ref@sha256:…", or ref alone when its
+// digest is unknown.
+func (o Origin) ImageRef() string {
+	if o.ImageDigest == "" {
+		return o.Image
+	}
+	return o.Image + "@" + o.ImageDigest
 }

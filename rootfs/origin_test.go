@@ -79,3 +79,72 @@ func TestHostOrigin(t *testing.T) {
 		t.Errorf("String() = %q", got)
 	}
 }
+
+// A directory read through HostFS.WithOrigin reports the fixed origin for
+// every entry, by Lstat, ReadDir, Resolve and WalkDir alike, and still reads
+// the bytes from the host; HostFS without one is unchanged.
+func TestHostFSWithOrigin(t *testing.T) {
+	root := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(root, "usr/bin"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(root, "usr/bin/app"), []byte("app"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("usr/bin", filepath.Join(root, "bin")); err != nil {
+		t.Fatal(err)
+	}
+	stage := Origin{Kind: OriginStage, Image: "reg/base:1", ImageDigest: "sha256:aa"}
+	fsys := HostFS{Root: root}.WithOrigin(stage)
+	if fsys.Root != root {
+		t.Fatalf("WithOrigin lost the root: %+v", fsys)
+	}
+	e, links, err := Resolve(fsys, "/bin/app")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e.Path != "/usr/bin/app" || e.Origin != stage || len(links) != 1 || links[0].Origin != stage {
+		t.Errorf("resolved %+v through %+v", e, links)
+	}
+	if e.HostPath != filepath.Join(root, "usr/bin/app") {
+		t.Errorf("HostPath %q: the bytes must still come from the host file", e.HostPath)
+	}
+	seen := 0
+	if err := WalkDir(context.Background(), fsys, "/", func(e *Entry, rel string) error {
+		seen++
+		if e.Origin != stage {
+			t.Errorf("%s: origin %+v", rel, e.Origin)
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if seen != 4 { // bin, usr, usr/bin, usr/bin/app
+		t.Errorf("walked %d entries, want 4", seen)
+	}
+	plain, err := HostFS{Root: root}.Lstat("/usr/bin/app")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if plain.Origin != (Origin{Kind: OriginHost, Path: filepath.Join(root, "usr/bin/app")}) {
+		t.Errorf("HostFS without an origin: %+v", plain.Origin)
+	}
+}
+
+func TestOriginString(t *testing.T) {
+	for _, c := range []struct {
+		o    Origin
+		want string
+	}{
+		{Origin{Kind: OriginStage, Image: "reg/base:1", ImageDigest: "sha256:aa"}, "stage from reg/base:1@sha256:aa"},
+		{Origin{Kind: OriginStage, Image: "reg/base:1"}, "stage from reg/base:1"},
+		{Origin{Kind: OriginStage}, "stage"},
+		{Origin{Kind: OriginStageAdded}, "stage-added"},
+		{Origin{Kind: OriginBaseImage, Image: "a", ImageDigest: "sha256:bb", Layer: "sha256:cc"}, "base-image a@sha256:bb layer sha256:cc"},
+		{Origin{}, "unknown"},
+	} {
+		if got := c.o.String(); got != c.want {
+			t.Errorf("%+v: %q, want %q", c.o, got, c.want)
+		}
+	}
+}

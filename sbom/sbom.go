@@ -1,10 +1,13 @@
 // Package sbom writes the SPDX 2.3 document of an image's rootfs.img
 // (sbom.spdx.json of the image layout): every regular file with its SHA1
 // and SHA256 and where it came from (a base image's layer, the build host,
-// the build context, the Unifile, or uni itself), plus the kernel bundle
-// the image boots. The document is built with spdx/tools-golang's v2.3
-// types and written by its JSON writer; it is reproducible: the same tree,
-// rootfs digest and SOURCE_DATE_EPOCH give the same bytes.
+// the build context, the Unifile, or uni itself; under BuildKit, the last
+// stage or its base), plus the kernel bundle the image boots. The document
+// is built with spdx/tools-golang's v2.3 types and written by its JSON
+// writer; it is reproducible: the same tree, rootfs digest and
+// SOURCE_DATE_EPOCH give the same bytes. It describes the image the way an
+// attestation names its subject: its namespace ends with rootfs.img's
+// digest (Subject reads it back), and config.json does not record it.
 package sbom
 
 import (
@@ -49,6 +52,10 @@ const (
 	contextID   = common.ElementID("Package-context")
 	unifileID   = common.ElementID("Package-unifile")
 	generatedID = common.ElementID("Package-uni")
+	// Under BuildKit: the last stage's base when it is not an image, and
+	// what the last stage wrote over its base.
+	stageID      = common.ElementID("Package-stage")
+	stageAddedID = common.ElementID("Package-stage-added")
 )
 
 // Input is what a document describes.
@@ -208,6 +215,13 @@ func (p *originPackages) of(o rootfs.Origin) common.ElementID {
 		return p.once(generatedID, "uni", "Files uni writes into every root (/etc/resolv.conf and /etc/hosts, bound over at boot; a minimal nsswitch.conf).")
 	case rootfs.OriginBaseImage:
 		return p.layer(o)
+	case rootfs.OriginStage:
+		if o.Image == "" {
+			return p.once(stageID, "base stage", "The last stage's base as BuildKit built it: another stage of the Unifile, or scratch; its files are not traced further back.")
+		}
+		return imageID(p.image(o)) // no layer: BuildKit shows the assembler the stage's root only
+	case rootfs.OriginStageAdded:
+		return p.once(stageAddedID, "last stage", "Files the last stage wrote over its base, by COPY, ADD or RUN (BuildKit's diff of the stage over its base does not say which).")
 	}
 	return ""
 }
@@ -220,10 +234,9 @@ func (p *originPackages) once(id common.ElementID, name, comment string) common.
 	return id
 }
 
-// layer returns the package of o's layer, adding it and its image's
-// package on first use: the image is the app's DESCENDANT_OF and CONTAINS
-// the layer.
-func (p *originPackages) layer(o rootfs.Origin) common.ElementID {
+// image returns the number of o's image package (imageID), adding the
+// package on first use: the app is its DESCENDANT_OF.
+func (p *originPackages) image(o rootfs.Origin) int {
 	imgKey := o.Image + "@" + o.ImageDigest
 	n, ok := p.images[imgKey]
 	if !ok {
@@ -240,6 +253,14 @@ func (p *originPackages) layer(o rootfs.Origin) common.ElementID {
 		p.doc.Packages = append(p.doc.Packages, img)
 		p.rel(appID, imageID(n), common.TypeRelationshipDescendantOf)
 	}
+	return n
+}
+
+// layer returns the package of o's layer, adding it and its image's
+// package on first use: the image CONTAINS the layer.
+func (p *originPackages) layer(o rootfs.Origin) common.ElementID {
+	n := p.image(o)
+	imgKey := o.Image + "@" + o.ImageDigest
 	layerKey := imgKey + " " + o.Layer
 	m, ok := p.layers[layerKey]
 	if !ok {

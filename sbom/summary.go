@@ -11,7 +11,8 @@ import (
 
 // Row is one origin of a document's files: the package they are
 // GENERATED_FROM (a base image's layer, "host", "build context",
-// "Unifile", "uni"), how many files and how many bytes.
+// "Unifile", "uni"; under BuildKit the base image, "base stage", "last
+// stage"), how many files and how many bytes.
 type Row struct {
 	Origin string
 	Files  int

@@ -12,7 +12,11 @@ const (
 	RootfsFile = "rootfs.img"
 	ConfigFile = "config.json"
 	DiskFile   = "disk.img"
-	SBOMFile   = "sbom.spdx.json" // the SPDX 2.3 document of what rootfs.img holds
+	// SBOMFile is the SPDX 2.3 document of what rootfs.img holds. It
+	// describes the image (its namespace names rootfs.digest) and is not
+	// recorded in config.json: the engines that build the same image do
+	// not see the same origins of its files.
+	SBOMFile = "sbom.spdx.json"
 )
 
 // Paths inside the initrd.
@@ -68,12 +72,11 @@ type ImageConfig struct {
 
 	// Digests of the other files of the layout. Optional: a layout's Verify
 	// checks each one that is set. KernelFile is the kernel file itself
-	// (Kernel.Digest is its bundle's); Disk is disk.img as built with --disk;
-	// SBOM is sbom.spdx.json.
+	// (Kernel.Digest is its bundle's); Disk is disk.img as built with --disk.
+	// sbom.spdx.json has none: it names rootfs.digest instead.
 	KernelFile *FileRef `json:"kernelFile,omitempty"`
 	Initrd     *FileRef `json:"initrd,omitempty"`
 	Disk       *FileRef `json:"disk,omitempty"`
-	SBOM       *FileRef `json:"sbom,omitempty"`
 }
 
 // User is the uid and gid the init drops to before starting the app.

@@ -137,7 +137,7 @@ func (c *ImageConfig) Validate() error {
 	for _, f := range []struct {
 		name string
 		ref  *FileRef
-	}{{"kernelFile", c.KernelFile}, {"initrd", c.Initrd}, {"disk", c.Disk}, {"sbom", c.SBOM}} {
+	}{{"kernelFile", c.KernelFile}, {"initrd", c.Initrd}, {"disk", c.Disk}} {
 		if f.ref == nil {
 			continue
 		}

@@ -10,10 +10,10 @@ func CheckEmbedded(u *Unifile) error {
 			switch instr.(type) {
 			case *Run:
 				return &Error{File: u.Filename, Line: instr.Pos().Line,
-					Msg: "RUN needs a container runtime; the embedded engine has none: build with BuildKit (docker buildx build -f Unifile …)"}
+					Msg: "RUN needs a container runtime; the embedded engine has none: send the build to a BuildKit daemon with `uni build --builder ADDR` (tcp://host:1234, unix:///run/buildkit/buildkitd.sock, docker-container://NAME), or build with `docker buildx build -f Unifile …`"}
 			case *Add:
 				return &Error{File: u.Filename, Line: instr.Pos().Line,
-					Msg: "ADD is not supported by the embedded engine: use COPY for local files, or build with BuildKit (docker buildx build -f Unifile …)"}
+					Msg: "ADD is not supported by the embedded engine: use COPY for local files, or build with BuildKit (`uni build --builder ADDR`, or `docker buildx build -f Unifile …`)"}
 			}
 		}
 	}

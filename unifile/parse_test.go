@@ -306,7 +306,7 @@ ENTRYPOINT ["/app"]
 		t.Errorf("exec RUN = %+v", exec)
 	}
 	err := CheckEmbedded(u)
-	want := "app/Unifile:3: RUN needs a container runtime; the embedded engine has none: build with BuildKit (docker buildx build -f Unifile …)"
+	want := "app/Unifile:3: RUN needs a container runtime; the embedded engine has none: send the build to a BuildKit daemon with `uni build --builder ADDR` (tcp://host:1234, unix:///run/buildkit/buildkitd.sock, docker-container://NAME), or build with `docker buildx build -f Unifile …`"
 	if err == nil || err.Error() != want {
 		t.Errorf("CheckEmbedded = %v, want %s", err, want)
 	}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -9,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/uniforge/packer-plugin-unikernel/engine"
+	"github.com/uniforge/packer-plugin-unikernel/frontend"
 	"github.com/uniforge/packer-plugin-unikernel/spec"
 )
 
@@ -16,6 +18,8 @@ type buildFlags struct {
 	file, out   string
 	disk, quiet bool
 	buildArgs   []string
+	// --builder: a BuildKit daemon runs the stages (RUN included).
+	builder, target, progress string
 }
 
 func newBuildCmd() *cobra.Command {
@@ -29,9 +33,16 @@ config.json, and with --disk disk.img) to the output directory.
 
 The output directory is replaced only if it is empty or holds an earlier
 image layout; never the build context, a directory that contains it, the
-working directory, $HOME or /.`,
+working directory, $HOME or /.
+
+With --builder, a BuildKit daemon runs the Unifile's stages (RUN, cache
+mounts and secrets included) and sends back the last stage's root; uni
+then cuts and assembles the unikernel here, on this machine's kernel
+bundles, with the same bytes as a build without it.`,
 		Example: `  uni build -o out example/hello-node
-  uni build . -o out --build-arg VERSION=1.2 --disk`,
+  uni build . -o out --build-arg VERSION=1.2 --disk
+  uni build --builder tcp://buildkitd:1234 -o out .
+  uni build --builder docker-container://buildx_buildkit_default0 -o out .`,
 		Args: atMostOneArg("CONTEXT"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctxDir := "."
@@ -47,6 +58,9 @@ working directory, $HOME or /.`,
 	f.BoolVar(&o.disk, "disk", false, "also write disk.img, bootable under UEFI and BIOS")
 	f.BoolVarP(&o.quiet, "quiet", "q", false, "print nothing but errors")
 	f.StringArrayVar(&o.buildArgs, "build-arg", nil, "set a build-time variable (KEY=VALUE, or KEY to take it from the environment), repeatable")
+	f.StringVar(&o.builder, "builder", "", "send the build to this BuildKit daemon (tcp://HOST:PORT, unix:///PATH, docker-container://NAME, kube-pod://POD, ssh://HOST)")
+	f.StringVar(&o.target, "target", "", "with --builder: the stage that becomes the unikernel (default: the last)")
+	f.StringVar(&o.progress, "progress", "auto", "with --builder: BuildKit's progress display (auto, plain, tty, quiet)")
 	cmd.MarkFlagFilename("file")
 	cmd.MarkFlagDirname("output")
 	return cmd
@@ -63,7 +77,19 @@ func runBuild(cmd *cobra.Command, o buildFlags, ctxDir string) error {
 	if req.BuildArgs, err = buildArgs(o.buildArgs, os.Getenv); err != nil {
 		return usageError{cmd, err}
 	}
-	res, err := engine.Build(cmd.Context(), req)
+	var res *engine.Result
+	switch {
+	case o.builder != "":
+		d := frontend.Daemon{Addr: o.builder, Target: o.target, Progress: stderr, ProgressMode: o.progress}
+		if o.quiet {
+			d.Progress = nil
+		}
+		res, err = frontend.BuildOnDaemon(cmd.Context(), d, req)
+	case o.target != "":
+		return usageError{cmd, errors.New("--target needs --builder: without a daemon the last stage is the unikernel")}
+	default:
+		res, err = engine.Build(cmd.Context(), req)
+	}
 	if err != nil {
 		return err
 	}

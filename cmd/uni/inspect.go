@@ -1,12 +1,14 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"io/fs"
 	"os"
+	"slices"
 	"strings"
 	"text/tabwriter"
 
@@ -44,6 +46,7 @@ func runInspect(cmd *cobra.Command, target string, asJSON, insecure bool) error 
 	var manifest, config []byte
 	var digest string
 	var files []oci.Blob
+	sbomLine := "" // a layout's; a registry's is a referrer, which uni sbom REF reads
 	if _, err := os.Stat(target); err == nil || !errors.Is(err, fs.ErrNotExist) {
 		l, err := layout.Open(target)
 		if err != nil {
@@ -53,6 +56,13 @@ func runInspect(cmd *cobra.Command, target string, asJSON, insecure bool) error 
 		if err != nil {
 			return err
 		}
+		// sbom.spdx.json is no blob of the image: it is pushed as a
+		// referrer, and shown on a line of its own.
+		var sbomFile *layout.File
+		if i := slices.IndexFunc(lf, func(f layout.File) bool { return f.Name == spec.SBOMFile }); i >= 0 {
+			sbomFile = &lf[i]
+			lf = slices.Delete(slices.Clone(lf), i, i+1)
+		}
 		a, err := oci.NewArtifact(l.Config(), lf, l.HasDisk())
 		if err != nil {
 			return err
@@ -61,6 +71,7 @@ func runInspect(cmd *cobra.Command, target string, asJSON, insecure bool) error 
 			return err
 		}
 		manifest, digest, files = a.Manifest, a.ManifestDesc.Digest.String(), a.Blobs
+		sbomLine = layoutSBOM(ctx, l, sbomFile)
 	} else {
 		res, err := oci.Resolve(ctx, target, oci.WithInsecure(insecure))
 		if err != nil {
@@ -90,10 +101,25 @@ func runInspect(cmd *cobra.Command, target string, asJSON, insecure bool) error 
 		_, err = fmt.Fprintf(out, "%s\n", b)
 		return err
 	}
-	return printInspect(out, target, digest, files, cfg)
+	return printInspect(out, target, digest, files, cfg, sbomLine)
 }
 
-func printInspect(w io.Writer, target, digest string, files []oci.Blob, cfg *spec.ImageConfig) error {
+// layoutSBOM says what a layout's sbom.spdx.json (f, nil without one)
+// is: the document of this image, or not (a description of another
+// rootfs.img is shown, not refused: inspect reports; uni sbom, run and
+// push refuse it).
+func layoutSBOM(ctx context.Context, l *layout.Layout, f *layout.File) string {
+	if f == nil {
+		return "none"
+	}
+	what := fmt.Sprintf("%s %s %s", f.Name, progress.Bytes(f.Size), f.Digest)
+	if err := l.VerifySBOM(ctx); err != nil {
+		return what + ", which does not describe this image: " + err.Error()
+	}
+	return what + ", describing this rootfs.img"
+}
+
+func printInspect(w io.Writer, target, digest string, files []oci.Blob, cfg *spec.ImageConfig, sbomLine string) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintf(tw, "image\t%s\n", printable(target))
 	fmt.Fprintf(tw, "manifest\t%s\n", digest)
@@ -109,6 +135,10 @@ func printInspect(w io.Writer, target, digest string, files []oci.Blob, cfg *spe
 	}
 	fmt.Fprintf(tw, "ports\t%s\n", strings.Join(ports, " "))
 	fmt.Fprintf(tw, "memory\t%s, %d CPU(s)\n", progress.Bytes(cfg.MemoryBytes), cfg.CPUs)
+	if sbomLine != "" {
+		// Not a blob of the image: pushed as a referrer of it.
+		fmt.Fprintf(tw, "sbom\t%s\n", printable(sbomLine))
+	}
 	fmt.Fprintf(tw, "\nFILE\tSIZE\tDIGEST\n")
 	for _, f := range files {
 		fmt.Fprintf(tw, "%s\t%s\t%s\n", f.Name, progress.Bytes(f.Desc.Size), f.Desc.Digest)

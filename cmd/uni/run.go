@@ -190,7 +190,7 @@ func layoutDir(ctx context.Context, target, file string, bargs map[string]string
 // had just written, as config.json records them.
 func builtDigests(cfg *spec.ImageConfig) map[string]spec.FileRef {
 	checked := map[string]spec.FileRef{spec.RootfsFile: {Digest: cfg.Rootfs.Digest, Size: cfg.Rootfs.Size}}
-	for name, ref := range map[string]*spec.FileRef{spec.KernelFile: cfg.KernelFile, spec.InitrdFile: cfg.Initrd, spec.DiskFile: cfg.Disk, spec.SBOMFile: cfg.SBOM} {
+	for name, ref := range map[string]*spec.FileRef{spec.KernelFile: cfg.KernelFile, spec.InitrdFile: cfg.Initrd, spec.DiskFile: cfg.Disk} {
 		if ref != nil {
 			checked[name] = *ref
 		}

@@ -24,11 +24,13 @@ func newSBOMCmd() *cobra.Command {
 		Short: "Print the SPDX 2.3 SBOM of an image layout: every file of rootfs.img and where it came from",
 		Long: `Print sbom.spdx.json of the image layout DIR, the SPDX 2.3 document every build
 writes: each regular file of rootfs.img with its SHA1 and SHA256 and its origin
-(a base image's layer, a host path, the build context, the Unifile, uni), and
-the kernel bundle. The file is checked against the digest config.json records.
+(a base image's layer, a host path, the build context, the Unifile, uni; under
+BuildKit the last stage or its base), and the kernel bundle. The SBOM describes
+the image rather than being one of its files: it is checked to name this
+layout's rootfs.img (its namespace ends with config.json's rootfs.digest).
 For a REF in a registry, the SBOM attached to the pushed image (a referrer) is
-fetched and checked against its digest. --summary prints a table instead: files
-and bytes per origin.`,
+fetched and checked against its digest and the image's rootfs.img. --summary
+prints a table instead: files and bytes per origin.`,
 		Example: `  uni sbom out
   uni sbom --summary out
   uni sbom registry.example/apps/hello:1`,

@@ -16,6 +16,7 @@ import (
 
 	"github.com/uniforge/packer-plugin-unikernel/image/initrd"
 	"github.com/uniforge/packer-plugin-unikernel/rootfs"
+	"github.com/uniforge/packer-plugin-unikernel/sbom"
 	"github.com/uniforge/packer-plugin-unikernel/spec"
 )
 
@@ -51,11 +52,15 @@ type Files struct {
 	// EditInit changes the init config derived from the image config before
 	// it goes into the initrd.
 	EditInit func(*spec.InitConfig)
+	// SBOM writes sbom.spdx.json too: the document the sbom package writes
+	// for a small tree, describing this rootfs.img.
+	SBOM bool
 }
 
 // Write writes a layout into dir: kernel, rootfs.img, an initrd (zstd newc
-// cpio by the real writer) holding cfg's init config, and config.json with
-// the rootfs digests filled in. It returns the config written.
+// cpio by the real writer) holding cfg's init config, config.json with the
+// rootfs digests filled in, and with f.SBOM sbom.spdx.json. It returns the
+// config written.
 func Write(dir string, cfg spec.ImageConfig, f Files) (spec.ImageConfig, error) {
 	if f.Kernel == nil {
 		f.Kernel = FakeKernel()
@@ -100,6 +105,17 @@ func Write(dir string, cfg spec.ImageConfig, f Files) (spec.ImageConfig, error) 
 		spec.KernelFile: f.Kernel, spec.RootfsFile: f.Rootfs, spec.InitrdFile: rd.Bytes(), spec.ConfigFile: cfgJSON,
 	} {
 		if err := os.WriteFile(filepath.Join(dir, name), data, 0o644); err != nil {
+			return cfg, err
+		}
+	}
+	if f.SBOM {
+		root := rootfs.NewTree()
+		if err := root.Add(rootfs.Entry{Path: cfg.Entrypoint[0], Mode: 0o755, Data: []byte("app"), Origin: rootfs.Origin{Kind: rootfs.OriginStageAdded}}); err != nil {
+			return cfg, err
+		}
+		err := sbom.WriteFile(context.Background(), filepath.Join(dir, spec.SBOMFile), sbom.Input{
+			Entrypoint: cfg.Entrypoint, Root: root, Rootfs: cfg.Rootfs, Kernel: cfg.Kernel, Tool: cfg.Build.Tool})
+		if err != nil {
 			return cfg, err
 		}
 	}

@@ -128,16 +128,49 @@ func TestSBOMHelloNode(t *testing.T) {
 		t.Fatalf("the SBOM lists\n%s\nrootfs.img holds\n%s", got, want)
 	}
 
+	// The SBOM describes the image: config.json does not record it, the
+	// document names rootfs.img (the sha256sum of the file itself).
 	var cfg spec.ImageConfig
 	raw, _ := os.ReadFile(filepath.Join(a, spec.ConfigFile))
 	if err := json.Unmarshal(raw, &cfg); err != nil {
 		t.Fatal(err)
 	}
-	if cfg.SBOM == nil || cfg.SBOM.Digest != "sha256:"+sha256sum(t, filepath.Join(a, spec.SBOMFile)) {
-		t.Errorf("config.json sbom %+v does not record the file's digest", cfg.SBOM)
+	var fields map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &fields); err != nil {
+		t.Fatal(err)
 	}
-	if doc.DocumentNamespace != "https://uniforge.dev/spdx/"+strings.TrimPrefix(cfg.Rootfs.Digest, "sha256:") {
-		t.Errorf("namespace %q, rootfs %s", doc.DocumentNamespace, cfg.Rootfs.Digest)
+	if _, ok := fields["sbom"]; ok || bytes.Contains(raw, []byte(spec.SBOMFile)) {
+		t.Errorf("config.json records the SBOM:\n%s", raw)
+	}
+	if want := "https://uniforge.dev/spdx/" + sha256sum(t, filepath.Join(a, spec.RootfsFile)); doc.DocumentNamespace != want || cfg.Rootfs.Digest != "sha256:"+strings.TrimPrefix(want, "https://uniforge.dev/spdx/") {
+		t.Errorf("namespace %q, rootfs %s, want %s", doc.DocumentNamespace, cfg.Rootfs.Digest, want)
+	}
+	var app *spdx.Package
+	for _, p := range doc.Packages {
+		if p.PackageSPDXIdentifier == "Package-app" {
+			app = p
+		}
+	}
+	if app == nil || len(app.PackageChecksums) != 1 || "sha256:"+app.PackageChecksums[0].Value != cfg.Rootfs.Digest {
+		t.Errorf("the package the SBOM describes: %+v, want SHA256 %s", app, cfg.Rootfs.Digest)
+	}
+	if insp := mustUni(t, "", "inspect", a); !regexp.MustCompile(`(?m)^sbom\s+sbom\.spdx\.json .*describing this rootfs\.img$`).MatchString(insp) {
+		t.Errorf("uni inspect does not show the SBOM:\n%s", insp)
+	}
+
+	// A layout from before: config.json records the SBOM's digest. It is
+	// still read (the field ignored), and its SBOM still checked. The SBOM
+	// of another rootfs.img is refused by uni sbom, as uni run refuses it.
+	old := bytes.Replace(raw, []byte(`"build":`), []byte(`"sbom": {"digest": "sha256:`+sha256sum(t, filepath.Join(b, spec.SBOMFile))+`", "size": `+fileSize(t, filepath.Join(b, spec.SBOMFile))+`},
+  "build":`), 1)
+	writeFiles(t, b, map[string]string{spec.ConfigFile: string(old)})
+	if got := mustUni(t, "", "sbom", b); got != string(x) {
+		t.Error("uni sbom of a layout whose config.json records the SBOM (as uni wrote before)")
+	}
+	other := bytes.ReplaceAll(y, []byte(strings.TrimPrefix(cfg.Rootfs.Digest, "sha256:")), []byte(strings.Repeat("0", 64)))
+	writeFiles(t, b, map[string]string{spec.SBOMFile: string(other)})
+	if out, st := uni(t, "", "sbom", b); st == 0 || !strings.Contains(out, "does not match config.json") {
+		t.Errorf("uni sbom of another rootfs.img's SBOM: exit %d\n%s", st, out)
 	}
 
 	node := cfg.Entrypoint[0]

@@ -1,0 +1,273 @@
+package frontend
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/moby/buildkit/client/llb"
+	"github.com/moby/buildkit/frontend/dockerui"
+	"github.com/moby/buildkit/solver/pb"
+	digest "github.com/opencontainers/go-digest"
+	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"github.com/uniforge/packer-plugin-unikernel/unifile"
+)
+
+const testKernel = "127.0.0.1:5000/uniforge/kernel:6.1@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+
+func testOpt() ConvertOpt {
+	// One build context for every conversion, as dockerui's client gives.
+	bctx := llb.Local("context")
+	return ConvertOpt{DefaultKernel: testKernel, Assembler: llb.Image("127.0.0.1:5000/uniforge/unifile:test"), MainContext: &bctx}
+}
+
+// graph is a marshalled LLB definition, indexed by digest.
+type graph struct {
+	ops  map[digest.Digest]*pb.Op
+	meta map[digest.Digest]llb.OpMetadata
+}
+
+func marshal(t *testing.T, st llb.State) *graph {
+	t.Helper()
+	def, err := st.Marshal(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := &graph{ops: map[digest.Digest]*pb.Op{}, meta: map[digest.Digest]llb.OpMetadata{}}
+	for _, dt := range def.Def {
+		var op pb.Op
+		if err := op.UnmarshalVT(dt); err != nil {
+			t.Fatal(err)
+		}
+		d := digest.FromBytes(dt)
+		g.ops[d] = &op
+		if m, ok := def.Metadata[d]; ok {
+			g.meta[d] = m
+		}
+	}
+	return g
+}
+
+// exec is the one exec op of the graph.
+func (g *graph) exec(t *testing.T) (*pb.Op, digest.Digest) {
+	t.Helper()
+	var found *pb.Op
+	var fd digest.Digest
+	for d, op := range g.ops {
+		if op.GetExec() != nil {
+			if found != nil {
+				t.Fatal("more than one exec op")
+			}
+			found, fd = op, d
+		}
+	}
+	if found == nil {
+		t.Fatal("no exec op")
+	}
+	return found, fd
+}
+
+// input is the op behind the mount at dest of the exec op.
+func (g *graph) input(t *testing.T, op *pb.Op, dest string) (*pb.Op, *pb.Mount) {
+	t.Helper()
+	for _, m := range op.GetExec().Mounts {
+		if m.Dest != dest {
+			continue
+		}
+		if m.Input < 0 {
+			return nil, m
+		}
+		return g.ops[digest.Digest(op.Inputs[m.Input].Digest)], m
+	}
+	t.Fatalf("no mount at %s", dest)
+	return nil, nil
+}
+
+func TestConvertAssemblyStep(t *testing.T) {
+	src := `# syntax=example/unifile
+FROM scratch AS base
+COPY etc /etc
+FROM base AS app
+COPY hello /app/hello
+KERNEL linux
+MEMORY 96M
+INCLUDE /etc
+ENV GREETING=hi
+EXPOSE 8080
+ENTRYPOINT ["/app/hello"]
+`
+	c, err := Convert(context.Background(), []byte(src), testOpt())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.KernelRef != testKernel {
+		t.Errorf("kernel ref %q, want the frontend's default", c.KernelRef)
+	}
+	g := marshal(t, c.Layout)
+	ex, d := g.exec(t)
+	if got := strings.Join(ex.GetExec().Meta.Args, " "); got != "/bin/uni-frontend assemble /uni/request.json" {
+		t.Errorf("args %q", got)
+	}
+	if len(ex.GetExec().Meta.Env) != 0 {
+		t.Errorf("the assembly step gets an environment: %v", ex.GetExec().Meta.Env)
+	}
+	if ex.GetExec().Network != pb.NetMode_NONE {
+		t.Errorf("network %v, want none", ex.GetExec().Network)
+	}
+	if name := g.meta[d].Description["llb.customname"]; !strings.Contains(name, "assemble unikernel") || !strings.Contains(name, "/app/hello") {
+		t.Errorf("step name %q", name)
+	}
+	for _, dest := range []string{"/", "/uni", "/stage", "/added", "/kernel"} {
+		if _, m := g.input(t, ex, dest); !m.Readonly {
+			t.Errorf("%s is mounted writable", dest)
+		}
+	}
+	for _, dest := range []string{"/out", "/status"} {
+		if _, m := g.input(t, ex, dest); m.Readonly || m.Output < 0 {
+			t.Errorf("%s is not an output: %+v", dest, m)
+		}
+	}
+	if op, _ := g.input(t, ex, "/added"); op.GetDiff() == nil {
+		t.Errorf("/added is %T, want a diff of the stage over its base", op.Op)
+	}
+	if op, _ := g.input(t, ex, "/kernel"); op.GetSource().GetIdentifier() != "docker-image://"+testKernel {
+		t.Errorf("/kernel is %v", op.GetSource())
+	}
+	op, _ := g.input(t, ex, "/uni")
+	fa := op.GetFile().GetActions()
+	if len(fa) != 1 || fa[0].GetMkfile() == nil {
+		t.Fatalf("/uni is %v, want one file", op)
+	}
+	var req Request
+	if err := json.Unmarshal(fa[0].GetMkfile().Data, &req); err != nil {
+		t.Fatal(err)
+	}
+	if req.Settings.MemoryBytes != 96<<20 || req.KernelName != "linux" || req.Name != "app" ||
+		strings.Join(req.Settings.Includes, ",") != "/etc" || req.Settings.Argv()[0] != "/app/hello" {
+		t.Errorf("request %+v", req)
+	}
+	if len(c.Warnings) != 0 {
+		t.Errorf("uni and BuildKit read the config differently: %v", c.Warnings)
+	}
+}
+
+// TestConvertBaseIsTheStageStart: the diff's lower side is the stage the
+// last one starts from, whatever comes before it.
+func TestConvertBaseIsTheStageStart(t *testing.T) {
+	src := `FROM scratch AS build
+COPY a /a
+FROM build
+COPY b /b
+ENTRYPOINT ["/b"]
+`
+	c, err := Convert(context.Background(), []byte(src), testOpt())
+	if err != nil {
+		t.Fatal(err)
+	}
+	// One definition holds both sides of the diff: they share every
+	// vertex up to the base, so the context is read and /a copied once.
+	g := marshal(t, c.Added)
+	var locals, diffs int
+	copies := map[string]int{}
+	for _, op := range g.ops {
+		if strings.HasPrefix(op.GetSource().GetIdentifier(), "local://") {
+			locals++
+		}
+		if op.GetDiff() != nil {
+			diffs++
+		}
+		for _, a := range op.GetFile().GetActions() {
+			if cp := a.GetCopy(); cp != nil {
+				copies[cp.Dest]++
+			}
+		}
+	}
+	if locals != 1 || diffs != 1 || copies["/a"] != 1 || copies["/b"] != 1 || len(copies) != 2 {
+		t.Errorf("%d local sources, %d diffs, copies %v; want 1, 1, /a and /b once", locals, diffs, copies)
+	}
+	base := marshal(t, c.Base)
+	for _, op := range base.ops {
+		for _, a := range op.GetFile().GetActions() {
+			if cp := a.GetCopy(); cp != nil && cp.Dest != "/a" {
+				t.Errorf("the base copies %s", cp.Dest)
+			}
+		}
+	}
+}
+
+func TestConvertErrorsNameTheLine(t *testing.T) {
+	for _, tc := range []struct {
+		name, src string
+		opt       func(*ConvertOpt)
+		line      int
+		want      string
+	}{
+		{"from host", "FROM scratch AS a\nFROM host\nENTRYPOINT [\"/x\"]\n", nil, 2, "FROM host"},
+		{"shell form", "FROM scratch\nCOPY x /x\nENTRYPOINT /x --flag\n", nil, 3, "JSON"},
+		{"kernel path", "FROM scratch\nKERNEL ./bundle\nENTRYPOINT [\"/x\"]\n", nil, 2, "uni kernel push"},
+		{"kernel alias", "FROM scratch\nKERNEL linux-mini\nENTRYPOINT [\"/x\"]\n", nil, 2, "uni kernel push"},
+		{"no default kernel", "FROM scratch\nENTRYPOINT [\"/x\"]\n", func(o *ConvertOpt) { o.DefaultKernel = "" }, 1, "KERNEL <image reference>"},
+		{"syntax", "FROM scratch\nENTRYPOINT [\"/x\"\n", nil, 2, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			opt := testOpt()
+			if tc.opt != nil {
+				tc.opt(&opt)
+			}
+			_, err := Convert(context.Background(), []byte(tc.src), opt)
+			var ue *unifile.Error
+			if !errors.As(err, &ue) {
+				t.Fatalf("error %v (%T), want a *unifile.Error", err, err)
+			}
+			if ue.Line != tc.line || !strings.Contains(ue.Msg, tc.want) {
+				t.Errorf("error at line %d: %q; want line %d mentioning %q", ue.Line, ue.Msg, tc.line, tc.want)
+			}
+		})
+	}
+}
+
+func TestConvertTargetAndPlatform(t *testing.T) {
+	src := "FROM scratch AS one\nCOPY a /a\nENTRYPOINT [\"/a\"]\nFROM scratch AS two\nCOPY b /b\nENTRYPOINT [\"/b\"]\n"
+	opt := testOpt()
+	opt.Config = dockerui.Config{Target: "one"}
+	c, err := Convert(context.Background(), []byte(src), opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Stage.Name != "one" || c.Request.Settings.Argv()[0] != "/a" {
+		t.Errorf("--target one built stage %q running %v", c.Stage.Name, c.Request.Settings.Argv())
+	}
+	opt.Config = dockerui.Config{Target: "three"}
+	if _, err := Convert(context.Background(), []byte(src), opt); err == nil || !strings.Contains(err.Error(), "three") {
+		t.Errorf("an unknown target: %v", err)
+	}
+	opt = testOpt()
+	opt.Config.TargetPlatforms = append(opt.Config.TargetPlatforms, platformOf("linux", "arm64"))
+	if _, err := Convert(context.Background(), []byte(src), opt); err == nil || !strings.Contains(err.Error(), "amd64") {
+		t.Errorf("an arm64 build: %v", err)
+	}
+}
+
+func TestAppendBaseStage(t *testing.T) {
+	src := "ARG BASE=alpine\nFROM --platform=$BUILDPLATFORM ${BASE} AS uni-base\nRUN x\nFROM uni-base\nCOPY a /a"
+	u, err := unifile.Parse(strings.NewReader(src), unifile.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, want := range []string{"FROM --platform=$BUILDPLATFORM ${BASE} AS uni-base-2", "FROM uni-base AS uni-base-2"} {
+		out, name, err := appendBaseStage([]byte(src), u.Stages[i])
+		if err != nil {
+			t.Fatal(err)
+		}
+		if name != "uni-base-2" || string(out) != src+"\n"+want+"\n" {
+			t.Errorf("stage %d: %q named %q", i, out, name)
+		}
+	}
+}
+
+func platformOf(os, arch string) ocispecs.Platform {
+	return ocispecs.Platform{OS: os, Architecture: arch}
+}
