@@ -14,16 +14,24 @@ GOBIN       := $(shell $(GO) env GOPATH)/bin
 REGISTRY_BIN := $(GOBIN)/registry
 ORAS        := $(GOBIN)/oras
 COSIGN      := $(GOBIN)/cosign
+BUILDKIT_VERSION := v0.34.2
+BUILDX_VERSION   := v0.38.2
+BUILDKITD   := $(GOBIN)/buildkitd
+BUILDCTL    := $(GOBIN)/buildctl
+BUILDX      := $(GOBIN)/buildx
+# The docker CLI looks for its plugins under $DOCKER_CONFIG, else ~/.docker.
+BUILDX_PLUGIN := $(or $(DOCKER_CONFIG),$(HOME)/.docker)/cli-plugins/docker-buildx
 export SOURCE_DATE_EPOCH ?= 0
 
 # Debian packages the build and the tests use: QEMU and its firmware, GRUB's
 # boot images for the kernel bundle, squashfs-tools and cpio as test oracles,
-# and the programs the closure and one-liner tests run (node, python3, gcc).
+# and the programs the closure and one-liner tests run (node, python3, gcc);
+# runc is the OCI runtime of the tests' buildkitd.
 APT_PACKAGES := qemu-system-x86 qemu-utils ovmf grub-pc-bin grub-efi-amd64-bin grub-common \
                 squashfs-tools cpio zstd kmod mtools fdisk gdisk dosfstools curl nodejs \
-                python3 gcc libc6-dev coreutils
+                python3 gcc libc6-dev coreutils runc
 
-.PHONY: all init build deps test test-unit test-e2e demo examples bench fuzz clean frontend-image
+.PHONY: all init build deps buildkit test test-unit test-e2e demo examples bench fuzz clean frontend-image
 
 all: build
 
@@ -65,6 +73,23 @@ frontend-image: $(INIT_BIN)
 	CGO_ENABLED=0 $(GO) build -trimpath -o $(BIN)/uni-frontend $(FRONTEND_PKG)
 	$(GO) run ./internal/cmd/frontend-image -registry $(REGISTRY) -binary $(BIN)/uni-frontend -tag $(FRONTEND_TAG)
 
+# The tests' BuildKit: buildkitd and buildctl built once per machine into
+# GOBIN (about 6 CPU minutes; buildkit refuses `go install`, see the script),
+# and buildx installed as the docker CLI's plugin. internal/testtool starts
+# the daemon and drives it with these.
+$(BUILDKITD) $(BUILDCTL) &:
+	@GO=$(GO) scripts/install-buildkit.sh $(BUILDKIT_VERSION) $(GOBIN)
+
+$(BUILDX):
+	$(GO) install -ldflags "-X github.com/docker/buildx/version.Version=$(BUILDX_VERSION) -X github.com/docker/buildx/version.Package=github.com/docker/buildx" \
+		github.com/docker/buildx/cmd/buildx@$(BUILDX_VERSION)
+
+$(BUILDX_PLUGIN): | $(BUILDX)
+	mkdir -p $(dir $@)
+	ln -sfn $(BUILDX) $@
+
+buildkit: $(BUILDKITD) $(BUILDCTL) $(BUILDX_PLUGIN)
+
 examples: example/hello-go/hello
 
 example/hello-go/hello: example/hello-go/main.go
@@ -74,7 +99,7 @@ demo: deps build
 	@scripts/demo.sh $(UNI) example/hello-node 8083
 
 # -count=1: the e2e tests run bin/uni, which Go's test cache does not track.
-test: deps $(REGISTRY_BIN) $(ORAS) $(COSIGN) build examples
+test: deps $(REGISTRY_BIN) $(ORAS) $(COSIGN) buildkit build examples
 	$(GO) vet ./...
 	UNI="$(CURDIR)/$(UNI)" PATH="$(CURDIR)/$(BIN):$(GOBIN):$$PATH" $(GO) test -count=1 -p 2 -timeout 40m ./...
 	cd unifile/bkcompat && $(GO) vet ./... && $(GO) test ./...

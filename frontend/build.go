@@ -155,7 +155,8 @@ func located(err error, sm *llb.SourceMap) error {
 	}
 	var ue *unifile.Error
 	if errors.As(err, &ue) && ue.Line > 0 {
-		return withSource(err, sm, lineRanges(ue.Line, ue.Line))
+		// BuildKit prints the file and line above the message already.
+		return withSource(atLine{ue}, sm, lineRanges(ue.Line, ue.Line))
 	}
 	var le *parser.LocationError
 	if errors.As(err, &le) {
@@ -165,6 +166,13 @@ func located(err error, sm *llb.SourceMap) error {
 	}
 	return err
 }
+
+// atLine is a Unifile error whose text leaves out the file and line,
+// which BuildKit's source display shows.
+type atLine struct{ err *unifile.Error }
+
+func (e atLine) Error() string { return e.err.Msg }
+func (e atLine) Unwrap() error { return e.err }
 
 func withSource(err error, sm *llb.SourceMap, ranges []*pb.Range) error {
 	if sm == nil {

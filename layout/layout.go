@@ -132,6 +132,8 @@ func readConfig(p string) (*spec.ImageConfig, error) {
 // ParseConfig reads config.json strictly: at most MaxConfigBytes, one JSON
 // object with no unknown and no repeated fields, nothing after it, and
 // every field valid (spec.ImageConfig.Validate). Errors name the field.
+// The retired sbom field of older layouts is accepted and dropped
+// (configFile).
 func ParseConfig(data []byte) (*spec.ImageConfig, error) {
 	fail := func(err error) (*spec.ImageConfig, error) {
 		return nil, fmt.Errorf("%s: %w", spec.ConfigFile, err)

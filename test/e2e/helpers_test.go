@@ -56,7 +56,16 @@ func runTests(m *testing.M) int {
 			return 1
 		}
 	}
-	return m.Run()
+	code := m.Run()
+	// The daemons and downloads that the tests of this run shared.
+	removeDebs()
+	if err := testtool.StopDaemons(); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		if code == 0 {
+			code = 1
+		}
+	}
+	return code
 }
 
 // uniBinary is the uni under test.

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"testing"
 	"time"
 
@@ -92,6 +93,17 @@ func pushImage(t *testing.T, addr, repoTag string, cfg v1.Config, layers ...v1.L
 	}
 	img, err = mutate.Config(img, cfg)
 	if err != nil {
+		t.Fatal(err)
+	}
+	// A real image names its platform; BuildKit warns about a base that
+	// does not (InvalidBaseImagePlatform).
+	cf, err := img.ConfigFile()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cf = cf.DeepCopy()
+	cf.OS, cf.Architecture = "linux", runtime.GOARCH
+	if img, err = mutate.ConfigFile(img, cf); err != nil {
 		t.Fatal(err)
 	}
 	ref, err := name.ParseReference(addr + "/" + repoTag)
