@@ -53,7 +53,7 @@ func Resolve(ctx context.Context, name string, opts ...Option) (*Bundle, error) 
 	}
 	if fetchErr != nil {
 		// The registry's answer says more than "not in the cache".
-		return nil, fmt.Errorf("kernel bundle %q: not in the cache %s, nor from the registry: %w", name, cfg.cacheDir, fetchErr)
+		return nil, fmt.Errorf("kernel bundle %q: not in the cache %s, nor in the registry: %w", name, cfg.cacheDir, fetchErr)
 	}
 	return nil, fmt.Errorf("kernel bundle %q: not in the cache %s: %w", name, cfg.cacheDir, ErrNotFound)
 }
@@ -89,8 +89,8 @@ func fetchBundle(ctx context.Context, cfg *config, ref string) (*Bundle, error) 
 	if err := os.Mkdir(stage, 0o755); err != nil {
 		return nil, err
 	}
-	if err := cfg.fetch(ctx, ref, stage); err == ErrNotFound {
-		return nil, err // a name the fetcher does not take
+	if err := cfg.fetch(ctx, ref, stage); errors.Is(err, ErrNotFound) {
+		return nil, err // Resolve names ref
 	} else if err != nil {
 		return nil, fmt.Errorf("kernel bundle %s: %w", ref, err)
 	}

@@ -211,7 +211,7 @@ func writeBundleLayer(ctx context.Context, dir, dst string, when time.Time) (v1.
 			return err
 		}
 		rel = filepath.ToSlash(rel)
-		h := &tar.Header{Name: rel, ModTime: when, AccessTime: time.Time{}, ChangeTime: time.Time{}}
+		h := &tar.Header{Name: rel, ModTime: when}
 		switch {
 		case d.IsDir():
 			h.Typeflag, h.Name, h.Mode = tar.TypeDir, rel+"/", 0o755
@@ -303,7 +303,7 @@ func FetchKernelBundle(ctx context.Context, ref, dir string, opts ...Option) err
 	if err != nil {
 		var terr *transport.Error
 		if errors.As(err, &terr) && isNotFound(terr) {
-			return fmt.Errorf("%w: %w", kernel.ErrNotFound, err)
+			return fmt.Errorf("%w: %w", kernel.ErrNotFound, terr) // terr names the URL
 		}
 		return err
 	}

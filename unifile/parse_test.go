@@ -331,3 +331,17 @@ func TestEscapeDirective(t *testing.T) {
 		t.Errorf("CMD line = %d, want 5", u.Final().Instructions[1].Pos().Line)
 	}
 }
+
+// TestKernelReference: KERNEL keeps an image reference, tagged and pinned
+// by digest, as written, for the kernel package's registry fetcher.
+func TestKernelReference(t *testing.T) {
+	for _, ref := range []string{
+		"127.0.0.1:5000/uniforge/kernel:6.1.0-57-cloud-amd64",
+		"registry.example/uniforge/kernel:6.1.0-57-cloud-amd64@sha256:" + strings.Repeat("ab", 32),
+		"localhost/kernels/mine@sha256:" + strings.Repeat("0", 64),
+	} {
+		if got := final(t, "KERNEL "+ref).Settings.Kernel; got != ref {
+			t.Errorf("KERNEL %s: kept %q", ref, got)
+		}
+	}
+}
