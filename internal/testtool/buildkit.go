@@ -94,6 +94,11 @@ func Buildkitd(t testing.TB) *Buildkit {
 	if daemons.err != nil {
 		t.Fatalf("buildkitd: %v", daemons.err)
 	}
+	select {
+	case <-daemons.bk.exited:
+		t.Fatalf("buildkitd died during the tests (%v); its log:\n%s", daemons.bk.cmd.ProcessState, daemons.bk.DaemonLog())
+	default:
+	}
 	return daemons.bk
 }
 

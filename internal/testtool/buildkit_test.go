@@ -2,6 +2,7 @@ package testtool
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -11,6 +12,16 @@ import (
 
 	"golang.org/x/sys/unix"
 )
+
+// TestMain stops the daemon a failed test may have left running.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if err := StopDaemons(); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		code = 1
+	}
+	os.Exit(code)
+}
 
 // TestBuildkitdSharedAndStopped: Buildkitd starts one daemon with the
 // worker the tests rely on (OCI, native snapshotter, no GC), hands the same
