@@ -353,36 +353,20 @@ func TestBuildxRebuildIsCached(t *testing.T) {
 	e.mustBuildx(t, dir, "-o", "type=local,dest="+out, "-f", "Unifile", ".")
 	writeFiles(t, dir, map[string]string{"hi.js": `require("http").createServer((q, s) => s.end("two\n")).listen(8083);` + "\n"})
 	progress := e.mustBuildx(t, dir, "-o", "type=local,dest="+out, "-f", "Unifile", ".")
-	for _, cached := range []string{"kernel bundle", e.node} {
-		if !vertexCached(progress, cached) {
-			t.Errorf("the rebuild did not take %q from the cache:\n%s", cached, progress)
+	p := testtool.ParseProgress(progress)
+	for _, cached := range []string{"kernel bundle", "FROM " + e.node} {
+		if v, ok := p.Find(cached); !ok || !v.Cached {
+			t.Errorf("the rebuild did not take %q from the cache (%+v):\n%s", cached, v, progress)
 		}
 	}
 	for _, rerun := range []string{"COPY hi.js", "assemble unikernel"} {
-		if vertexCached(progress, rerun) || !strings.Contains(progress, rerun) {
-			t.Errorf("the rebuild did not run %q again:\n%s", rerun, progress)
+		if v, ok := p.Find(rerun); !ok || v.Cached || !v.Done {
+			t.Errorf("the rebuild did not run %q again (%+v):\n%s", rerun, v, progress)
 		}
 	}
 	if body := bootAndGet(t, out); body != "two\n" {
 		t.Fatalf("answer %q after the edit", body)
 	}
-}
-
-// vertexCached reports whether BuildKit's plain progress shows the vertex
-// whose name contains name as CACHED.
-func vertexCached(progress, name string) bool {
-	ids := map[string]bool{}
-	for _, line := range strings.Split(progress, "\n") {
-		if strings.HasPrefix(line, "#") && strings.Contains(line, name) {
-			ids[strings.Fields(line)[0]] = true
-		}
-	}
-	for _, line := range strings.Split(progress, "\n") {
-		if f := strings.Fields(line); len(f) == 2 && ids[f[0]] && f[1] == "CACHED" {
-			return true
-		}
-	}
-	return false
 }
 
 // TestBuildxErrorsNameTheLine: broken Unifiles fail through buildx with
