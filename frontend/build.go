@@ -76,6 +76,15 @@ func BuildWith(ctx context.Context, c client.Client, bo BuildOpt) (*client.Resul
 			src.Warn(ctx, linter.LintFormatShort(rule, msg, line), client.WarnOpts{Range: toPB(location), URL: url})
 		},
 	}
+	sub, err := Subrequests(src.Data, opt)
+	if err != nil {
+		return nil, located(err, src.SourceMap)
+	}
+	if res, ok, err := bc.HandleSubrequest(ctx, sub); err != nil {
+		return nil, located(err, src.SourceMap)
+	} else if ok {
+		return res, nil
+	}
 	rb, err := bc.Build(ctx, func(ctx context.Context, platform *ocispecs.Platform, _ int) (*dockerui.BuildResult, error) {
 		if platform != nil {
 			opt.TargetPlatforms = []ocispecs.Platform{*platform}

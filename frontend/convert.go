@@ -16,6 +16,9 @@ import (
 	"github.com/moby/buildkit/frontend/dockerfile/linter"
 	"github.com/moby/buildkit/frontend/dockerfile/parser"
 	"github.com/moby/buildkit/frontend/dockerui"
+	"github.com/moby/buildkit/frontend/subrequests/lint"
+	"github.com/moby/buildkit/frontend/subrequests/outline"
+	"github.com/moby/buildkit/frontend/subrequests/targets"
 	"github.com/moby/buildkit/solver/pb"
 	dockerspec "github.com/moby/docker-image-spec/specs-go/v1"
 	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
@@ -137,14 +140,7 @@ func Convert(ctx context.Context, src []byte, opt ConvertOpt) (*Conversion, erro
 	if err != nil {
 		return nil, err
 	}
-	d2l := dockerfile2llb.ConvertOpt{
-		Config:       opt.Config,
-		Client:       opt.Client,
-		MainContext:  opt.MainContext,
-		SourceMap:    opt.SourceMap,
-		MetaResolver: opt.MetaResolver,
-		Warn:         opt.Warn,
-	}
+	d2l := opt.dockerfile2llb()
 	// Every stage is dispatched, so that both conversions below ask for
 	// the same context paths and share every vertex up to the base.
 	d2l.AllStages = true
@@ -217,6 +213,40 @@ func Convert(ctx context.Context, src []byte, opt ConvertOpt) (*Conversion, erro
 	c.Layout = run.AddMount(mountOut, llb.Scratch())
 	c.Status = run.AddMount(mountStatus, llb.Scratch())
 	return c, nil
+}
+
+// dockerfile2llb is opt as dockerfile2llb takes it.
+func (opt ConvertOpt) dockerfile2llb() dockerfile2llb.ConvertOpt {
+	return dockerfile2llb.ConvertOpt{
+		Config:       opt.Config,
+		Client:       opt.Client,
+		MainContext:  opt.MainContext,
+		SourceMap:    opt.SourceMap,
+		MetaResolver: opt.MetaResolver,
+		Warn:         opt.Warn,
+	}
+}
+
+// Subrequests answers BuildKit's questions about a Unifile that build
+// nothing (buildx's --print=outline, --print=targets, --check) with
+// dockerfile2llb's answers for the Unifile without its unikernel keywords.
+func Subrequests(src []byte, opt ConvertOpt) (dockerui.RequestHandler, error) {
+	dockerfile, err := unifile.StripUnikernelKeywords(src)
+	if err != nil {
+		return dockerui.RequestHandler{}, err
+	}
+	d2l := opt.dockerfile2llb()
+	return dockerui.RequestHandler{
+		Outline: func(ctx context.Context) (*outline.Outline, error) {
+			return dockerfile2llb.Dockerfile2Outline(ctx, dockerfile, d2l)
+		},
+		ListTargets: func(ctx context.Context) (*targets.List, error) {
+			return dockerfile2llb.ListTargets(ctx, dockerfile)
+		},
+		Lint: func(ctx context.Context) (*lint.LintResults, error) {
+			return dockerfile2llb.DockerfileLint(ctx, dockerfile, d2l)
+		},
+	}, nil
 }
 
 // targetPlatform is the one platform a unikernel is built for. The kernel

@@ -271,3 +271,39 @@ func TestAppendBaseStage(t *testing.T) {
 func platformOf(os, arch string) ocispecs.Platform {
 	return ocispecs.Platform{OS: os, Architecture: arch}
 }
+
+// TestSubrequestsSeeNoUnikernelKeywords: --print=targets and --check work
+// on a Unifile, whose KERNEL, MEMORY, CPUS and INCLUDE BuildKit does not know.
+func TestSubrequestsSeeNoUnikernelKeywords(t *testing.T) {
+	src := "FROM scratch AS build\nCOPY a /a\n\n# the app\nFROM scratch AS app\nKERNEL linux\nMEMORY 96M\nCPUS 2\nINCLUDE /etc\nCOPY --from=build /a /a\nENTRYPOINT [\"/a\"]\n"
+	opt := testOpt()
+	opt.SourceMap = llb.NewSourceMap(nil, "Unifile", "Dockerfile", []byte(src))
+	opt.SourceMap.Definition = &llb.Definition{} // as dockerui sets it
+	h, err := Subrequests([]byte(src), opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	list, err := h.ListTargets(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, tg := range list.Targets {
+		names = append(names, tg.Name)
+	}
+	if strings.Join(names, ",") != "build,app" {
+		t.Errorf("targets %v, want build and app", names)
+	}
+	res, err := h.Lint(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, w := range res.Warnings {
+		if strings.Contains(w.Detail, "KERNEL") || strings.Contains(w.Description, "nknown") {
+			t.Errorf("lint saw a unikernel keyword: %+v", w)
+		}
+	}
+	if res.Error != nil {
+		t.Errorf("lint error: %+v", res.Error)
+	}
+}

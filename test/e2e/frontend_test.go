@@ -466,3 +466,20 @@ func tarNames(t *testing.T, p string) map[string]bool {
 	}
 	return names
 }
+
+// TestBuildxCheck: buildx's --check and --call=targets ask the frontend
+// about a Unifile without building it; its unikernel keywords are no
+// unknown instructions to them.
+func TestBuildxCheck(t *testing.T) {
+	e := frontendEnv(t)
+	dir := helloGoContext(t, t.TempDir())
+	out := e.mustBuildx(t, dir, "--check", "-f", "Unifile", ".")
+	if !strings.Contains(out, "no warnings found") {
+		t.Errorf("--check:\n%s", out)
+	}
+	writeFiles(t, dir, map[string]string{"Unifile": "FROM scratch AS build\nCOPY hello /hello\nFROM build AS app\nKERNEL linux\nMEMORY 96M\nENTRYPOINT [\"/hello\"]\n"})
+	out = e.mustBuildx(t, dir, "--call=targets", "-f", "Unifile", ".")
+	if !strings.Contains(out, "build") || !strings.Contains(out, "app") {
+		t.Errorf("--call=targets:\n%s", out)
+	}
+}
