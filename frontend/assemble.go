@@ -65,6 +65,16 @@ type Dirs struct {
 	Kernel  string // the kernel bundle
 	Out     string // an empty directory for the image layout
 	Status  string // an empty directory for StatusFile
+	// Log receives progress lines (BuildKit shows the step's output);
+	// nil discards them.
+	Log io.Writer
+}
+
+func (d Dirs) log() io.Writer {
+	if d.Log == nil {
+		return io.Discard
+	}
+	return d.Log
 }
 
 // MountDirs are the Dirs of the assembly step under BuildKit.
@@ -110,6 +120,8 @@ func assemble(ctx context.Context, req *Request, d Dirs) (*Status, error) {
 	if err != nil {
 		return nil, err
 	}
+	// BuildKit shows what the step prints under its vertex.
+	fmt.Fprintf(d.log(), "closure of %s: %d entries in the unikernel's root\n", plan.Config.Entrypoint[0], plan.Root.Len())
 	bundle, err := kernel.Open(d.Kernel)
 	if err != nil {
 		return nil, fmt.Errorf("the kernel bundle image holds no bundle: %w", err)
@@ -123,11 +135,13 @@ func assemble(ctx context.Context, req *Request, d Dirs) (*Status, error) {
 		return nil, err
 	}
 	plan.Kernel = req.KernelName
-	if _, err := engine.Assemble(ctx, plan, bundle, engine.Output{
+	cfg, err := engine.Assemble(ctx, plan, bundle, engine.Output{
 		Dir: d.Out, InPlace: true, SourceDateEpoch: req.SourceDateEpoch, Name: req.Name,
-	}); err != nil {
+	})
+	if err != nil {
 		return nil, err
 	}
+	fmt.Fprintf(d.log(), "kernel %s; rootfs.img %d bytes, %s\n", cfg.Kernel.Release, cfg.Rootfs.Size, cfg.Rootfs.Digest)
 	return &Status{Warnings: plan.Warnings}, nil
 }
 

@@ -36,6 +36,7 @@ func assemble(args []string) int {
 	defer stop()
 	d := frontend.MountDirs
 	d.Request = args[0]
+	d.Log = os.Stdout
 	if err := frontend.Assemble(ctx, d); err != nil {
 		fmt.Fprintln(os.Stderr, "uni-frontend assemble:", err)
 		return 1
