@@ -33,6 +33,7 @@ type bkEnv struct {
 	bk       *testtool.Buildkit
 	registry string
 	syntax   string // the frontend image reference
+	kernel   string // the default kernel bundle image, pinned by digest
 	node     string // a node base image: the host's node and its libraries
 	nodeSh   string // the node image over a Debian base with a shell
 	shell    string // the Debian base with a shell alone
@@ -55,7 +56,7 @@ func frontendEnv(t *testing.T) *bkEnv {
 		// with the test binary.
 		addr := startSharedRegistry(t)
 		e := &bkEnv{bk: bk, registry: addr}
-		e.syntax = pushFrontendImage(t, addr)
+		e.syntax, e.kernel = pushFrontendImage(t, addr)
 		nodeLayer := hostProgramLayer(t, "/usr/bin/node")
 		cfg := v1.Config{Env: []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"}}
 		e.node = pushImage(t, addr, "test/node:20", cfg, nodeLayer)
@@ -113,8 +114,9 @@ func stopSharedRegistry() {
 }
 
 // pushFrontendImage runs `make frontend-image REGISTRY=addr`, as a user
-// would, and returns the frontend image's reference, pinned by digest.
-func pushFrontendImage(t *testing.T, addr string) string {
+// would, and returns the frontend image's reference and the kernel
+// bundle's, both pinned by digest.
+func pushFrontendImage(t *testing.T, addr string) (frontend, kernel string) {
 	t.Helper()
 	cmd := exec.Command("make", "-s", "frontend-image", "REGISTRY="+addr)
 	cmd.Dir = repoRoot(t)
@@ -126,12 +128,17 @@ func pushFrontendImage(t *testing.T, addr string) string {
 		t.Fatalf("make frontend-image: %v\n%s%s", err, out, stderr.String())
 	}
 	for _, line := range strings.Fields(string(out)) {
-		if strings.Contains(line, "/uniforge/unifile:") {
-			return line
+		switch {
+		case strings.Contains(line, "/uniforge/unifile:"):
+			frontend = line
+		case strings.Contains(line, "/uniforge/kernel:"):
+			kernel = line
 		}
 	}
-	t.Fatalf("make frontend-image printed no frontend reference:\n%s", out)
-	return ""
+	if frontend == "" || kernel == "" {
+		t.Fatalf("make frontend-image printed no frontend or kernel reference:\n%s", out)
+	}
+	return frontend, kernel
 }
 
 // appendLayers pushes to dst the image src with layers on top.
@@ -446,6 +453,29 @@ func squashfsPaths(t *testing.T, img string) map[string]bool {
 		t.Fatalf("unsquashfs listed nothing in %s:\n%s", img, out)
 	}
 	return paths
+}
+
+// TestBuildxKernelRef: KERNEL names a bundle image by tag; buildx mounts
+// it and uni build fetches it from the registry, and the two give the
+// same bytes, with the reference recorded as the kernel's name.
+func TestBuildxKernelRef(t *testing.T) {
+	e := frontendEnv(t)
+	ref, _, _ := strings.Cut(e.kernel, "@")
+	dir := helloGoContext(t, t.TempDir())
+	src, err := os.ReadFile(filepath.Join(dir, "Unifile"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeFiles(t, dir, map[string]string{"Unifile": strings.Replace(string(src), "FROM scratch\n", "FROM scratch\nKERNEL "+ref+"\n", 1)})
+	out := filepath.Join(t.TempDir(), "bk")
+	e.mustBuildx(t, dir, "-f", "Unifile", "-o", "type=local,dest="+out, ".")
+	cli := filepath.Join(t.TempDir(), "cli")
+	mustUni(t, dir, "build", "-o", cli, ".")
+	sameLayoutBytes(t, cli, out)
+	cfg, err := os.ReadFile(filepath.Join(out, "config.json"))
+	if err != nil || !strings.Contains(string(cfg), `"name": "`+ref+`"`) {
+		t.Errorf("config.json does not name the kernel %s:\n%s", ref, cfg)
+	}
 }
 
 func tarNames(t *testing.T, p string) map[string]bool {
