@@ -39,28 +39,10 @@ func bootLayout(t *testing.T) *layout.Layout {
 	return l
 }
 
-// syncBuffer is a console the test reads while QEMU writes it.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 func TestRunBootsAndReturnsTheAppExitStatus(t *testing.T) {
 	l := bootLayout(t)
 	for _, want := range []int{3, 0} {
-		var console syncBuffer
+		var console testtool.Buffer
 		var execAt time.Time
 		start := time.Now()
 		status, err := Run(context.Background(), l,
@@ -198,13 +180,13 @@ func firmwareCopy(t *testing.T) string {
 
 // cancelOnConsole cancels a run once the console shows want.
 type cancelOnConsole struct {
-	syncBuffer
+	testtool.Buffer
 	want   string
 	cancel context.CancelFunc
 }
 
 func (c *cancelOnConsole) Write(p []byte) (int, error) {
-	n, err := c.syncBuffer.Write(p)
+	n, err := c.Buffer.Write(p)
 	if strings.Contains(c.String(), c.want) {
 		c.cancel()
 	}

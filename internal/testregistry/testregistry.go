@@ -3,14 +3,12 @@
 package testregistry
 
 import (
-	"bytes"
 	"fmt"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sync"
 	"testing"
 	"time"
 
@@ -36,7 +34,7 @@ func Start(t testing.TB) (addr, storage string) {
 		t.Fatal(err)
 	}
 	cmd := exec.Command(bin, "serve", filepath.Join(dir, "config.yml"))
-	var logs syncBuffer
+	var logs testtool.Buffer
 	cmd.Stdout, cmd.Stderr = &logs, &logs
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -57,21 +55,4 @@ func Start(t testing.TB) (addr, storage string) {
 // hex (sha256).
 func BlobPath(storage, hex string) string {
 	return filepath.Join(storage, "docker", "registry", "v2", "blobs", "sha256", hex[:2], hex, "data")
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

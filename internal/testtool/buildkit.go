@@ -31,7 +31,7 @@ type Buildkit struct {
 	addr     string // unix://…/buildkitd.sock
 	buildctl string
 	cmd      *exec.Cmd
-	log      *lockedBuffer
+	log      *Buffer
 	exited   chan struct{} // closed when buildkitd has exited
 
 	buildxOnce sync.Once
@@ -339,7 +339,7 @@ func startBuildkitd(buildkitd, buildctl, runc string) (*Buildkit, error) {
 		dir:      dir,
 		addr:     "unix://" + filepath.Join(dir, "buildkitd.sock"),
 		buildctl: buildctl,
-		log:      &lockedBuffer{},
+		log:      &Buffer{},
 		exited:   make(chan struct{}),
 	}
 	cfg := filepath.Join(dir, "buildkitd.toml")
@@ -514,22 +514,4 @@ func unescapeMountinfo(s string) string {
 		b.WriteByte(s[i])
 	}
 	return b.String()
-}
-
-// lockedBuffer is a log that the daemon writes while tests read it.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }

@@ -4,7 +4,6 @@
 package e2e
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -15,7 +14,6 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -123,28 +121,10 @@ func mustUni(t *testing.T, dir string, args ...string) string {
 	return out
 }
 
-// syncBuffer is a console log that the test reads while uni writes it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // running is a `uni run` in the background.
 type running struct {
 	cmd     *exec.Cmd
-	console *syncBuffer
+	console *testtool.Buffer
 	done    chan error
 }
 
@@ -153,7 +133,7 @@ func startUni(t *testing.T, dir string, args ...string) *running {
 	cmd := exec.Command(uniBinary(t), args...)
 	cmd.Dir = dir
 	cmd.Env = cacheEnv(t)
-	r := &running{cmd: cmd, console: &syncBuffer{}, done: make(chan error, 1)}
+	r := &running{cmd: cmd, console: &testtool.Buffer{}, done: make(chan error, 1)}
 	cmd.Stdout, cmd.Stderr = r.console, r.console
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

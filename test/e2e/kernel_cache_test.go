@@ -287,7 +287,7 @@ func TestKernelCacheInterruptDuringImport(t *testing.T) {
 		}
 	}()
 
-	var log syncBuffer
+	var log testtool.Buffer
 	unpacking := make(chan struct{})
 	go func() {
 		sc := bufio.NewScanner(pr)

@@ -188,12 +188,12 @@ func slowBuild(t *testing.T) (ctx, out string) {
 
 // startBuildUntilWriting starts `uni build` of the slow context and returns
 // once it is writing the layout (its temporary directory exists).
-func startBuildUntilWriting(t *testing.T, ctx, out string) (*exec.Cmd, chan error, *syncBuffer) {
+func startBuildUntilWriting(t *testing.T, ctx, out string) (*exec.Cmd, chan error, *testtool.Buffer) {
 	t.Helper()
 	cmd := exec.Command(uniBinary(t), "build", "-f", "Unifile.slow", "-o", out, ".")
 	cmd.Dir = ctx
 	cmd.Env = cacheEnv(t)
-	log := &syncBuffer{}
+	log := &testtool.Buffer{}
 	cmd.Stdout, cmd.Stderr = log, log
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
