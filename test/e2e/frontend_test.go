@@ -4,7 +4,6 @@ import (
 	"archive/tar"
 	"bytes"
 	"fmt"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -19,6 +18,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 
+	"github.com/uniforge/packer-plugin-unikernel/internal/testregistry"
 	"github.com/uniforge/packer-plugin-unikernel/internal/testtool"
 )
 
@@ -54,7 +54,8 @@ func frontendEnv(t *testing.T) *bkEnv {
 	bkOnce.Do(func() {
 		// The registry outlives the test that starts it: it is stopped
 		// with the test binary.
-		addr := startSharedRegistry(t)
+		sharedRegistry = testregistry.StartShared(t)
+		addr := sharedRegistry.Addr
 		e := &bkEnv{bk: bk, registry: addr}
 		e.syntax, e.kernel = pushFrontendImage(t, addr)
 		nodeLayer := hostProgramLayer(t, "/usr/bin/node")
@@ -70,48 +71,11 @@ func frontendEnv(t *testing.T) *bkEnv {
 	return bkShare
 }
 
-// sharedRegistry is a registry that lives as long as the test binary:
-// the frontend tests share what the first one pushed.
-var sharedRegistry struct {
-	cmd *exec.Cmd
-	dir string
-}
+// sharedRegistry lives as long as the test binary: the frontend tests
+// share what the first one pushed. TestMain stops it.
+var sharedRegistry *testregistry.Registry
 
-// startSharedRegistry starts the registry binary on a free loopback port;
-// stopSharedRegistry (TestMain) stops it.
-func startSharedRegistry(t *testing.T) string {
-	t.Helper()
-	bin := testtool.Need(t, "registry")[0]
-	dir, err := os.MkdirTemp("", "uni-e2e-registry-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
-	cfg := fmt.Sprintf("version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: %s\nhttp:\n  addr: %s\n", filepath.Join(dir, "data"), addr)
-	writeFiles(t, dir, map[string]string{"config.yml": cfg})
-	cmd := exec.Command(bin, "serve", filepath.Join(dir, "config.yml"))
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	sharedRegistry.cmd, sharedRegistry.dir = cmd, dir
-	for range 100 {
-		if resp, err := http.Get("http://" + addr + "/v2/"); err == nil {
-			resp.Body.Close()
-			return addr
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	t.Fatalf("registry did not start on %s", addr)
-	return ""
-}
-
-func stopSharedRegistry() {
-	if sharedRegistry.cmd != nil {
-		sharedRegistry.cmd.Process.Kill()
-		sharedRegistry.cmd.Wait()
-		os.RemoveAll(sharedRegistry.dir)
-	}
-}
+func stopSharedRegistry() { sharedRegistry.Stop() }
 
 // pushFrontendImage runs `make frontend-image REGISTRY=addr`, as a user
 // would, and returns the frontend image's reference and the kernel
