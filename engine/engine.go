@@ -81,15 +81,9 @@ func Build(ctx context.Context, req Request) (*Result, error) {
 	if req.HostRoot == "" {
 		req.HostRoot = "/"
 	}
-	if req.Log == nil {
-		req.Log = io.Discard
-	}
-	b := &builder{req: req, file: req.Unifile, images: map[string]*baseimage.Image{}}
-	var err error
-	if b.cacheDir = req.CacheDir; b.cacheDir == "" {
-		if b.cacheDir, err = cachedir.Dir(); err != nil {
-			return nil, err
-		}
+	b, err := newBuilder(req, req.Unifile)
+	if err != nil {
+		return nil, err
 	}
 	// Refuse an output that is not ours before any work is done.
 	if err := image.PrepareOutput(req.OutDir, req.ContextDir, req.Unifile); err != nil {
@@ -124,7 +118,7 @@ func Build(ctx context.Context, req Request) (*Result, error) {
 	res := &Result{}
 	for _, w := range u.Warnings {
 		res.Warnings = append(res.Warnings, w.String())
-		fmt.Fprintln(req.Log, "warning:", w.String())
+		fmt.Fprintln(b.req.Log, "warning:", w.String())
 	}
 	if b.context, err = openContext(req.ContextDir, req.Unifile); err != nil {
 		return nil, err
@@ -137,26 +131,36 @@ func Build(ctx context.Context, req Request) (*Result, error) {
 	return b.finish(ctx, u.Final(), FinalStage{Root: final.view(), Added: final.upper, Settings: u.Final().Settings}, final.lines, res)
 }
 
+// newBuilder is a builder of req whose errors name file, with the
+// defaults filled in.
+func newBuilder(req Request, file string) (*builder, error) {
+	if req.Log == nil {
+		req.Log = io.Discard
+	}
+	b := &builder{req: req, file: file, images: map[string]*baseimage.Image{}}
+	if b.cacheDir = req.CacheDir; b.cacheDir == "" {
+		var err error
+		if b.cacheDir, err = cachedir.Dir(); err != nil {
+			return nil, err
+		}
+	}
+	return b, nil
+}
+
 // BuildStage is Build for a stage whose root something else built: `uni
 // build --builder` has a BuildKit daemon run the stages, and brings back
 // the target stage's root and what it added. st is that stage in u (for
 // the lines of errors), fs its roots. What follows is Build's: cut,
 // kernel, memory, and the layout written to req.OutDir.
 func BuildStage(ctx context.Context, req Request, u *unifile.Unifile, st *unifile.Stage, fs FinalStage) (*Result, error) {
-	if req.Log == nil {
-		req.Log = io.Discard
-	}
-	b := &builder{req: req, file: u.Filename, images: map[string]*baseimage.Image{}}
-	var err error
-	if b.cacheDir = req.CacheDir; b.cacheDir == "" {
-		if b.cacheDir, err = cachedir.Dir(); err != nil {
-			return nil, err
-		}
+	b, err := newBuilder(req, u.Filename)
+	if err != nil {
+		return nil, err
 	}
 	res := &Result{}
 	for _, w := range u.Warnings {
 		res.Warnings = append(res.Warnings, w.String())
-		fmt.Fprintln(req.Log, "warning:", w.String())
+		fmt.Fprintln(b.req.Log, "warning:", w.String())
 	}
 	fs.Settings = st.Settings
 	return b.finish(ctx, st, fs, nil, res)
