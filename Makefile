@@ -108,7 +108,7 @@ test-unit:
 	$(GO) test -short ./...
 	cd unifile/bkcompat && $(GO) test ./...
 
-bench: deps $(REGISTRY_BIN) $(ORAS) build examples
+bench: deps $(REGISTRY_BIN) $(ORAS) buildkit build examples
 	@bench/run.sh
 	@bench/oci.sh
 
