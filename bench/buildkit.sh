@@ -271,24 +271,13 @@ done
 # The last round's last build again on the other engine, caches warm.
 if [ "$last_engine" = uni ]; then build_with bk "$work/check"; else build_with uni "$work/check"; fi
 warm_same=$(same "$last" "$work/check")
-# Where the time of a warm rebuild goes: one more, with plain progress.
+# Where the time of a warm rebuild goes: one more, with BuildKit's
+# progress as JSON, each step's time from it.
 edit
-bk_build "$d" warm "$work/steps" plain 2>"$work/steps.log" >&2
-steps=$(awk '
-	/^#[0-9]+ / {
-		id = $1; rest = substr($0, length(id) + 2)
-		if (rest ~ /^DONE [0-9.]+s$/) { sub(/^DONE /, "", rest); sub(/s$/, "", rest); done[id] = rest; next }
-		if (rest == "CACHED") { done[id] = "cached"; next }
-		if (!(id in name)) { name[id] = rest; order[++n] = id }
-	}
-	END {
-		for (i = 1; i <= n; i++) {
-			id = order[i]; v = done[id]
-			if (v == "" || (v != "cached" && v + 0 < 0.05)) continue
-			gsub(/\|/, "\\|", name[id])
-			printf "| %s | %s |\n", substr(name[id], 1, 90), (v == "cached") ? "CACHED" : sprintf("%.2f s", v)
-		}
-	}' "$work/steps.log")
+t=$(now)
+bk_build "$d" warm "$work/steps" rawjson 2>"$work/steps.json" >&2
+steps_wall=$(ms_since "$t")
+steps=$("$work/bkbench" steps <"$work/steps.json")
 stop_buildkitd "$d"
 [ ! -d "$work/warmo" ] || stop_buildkitd "$work/warmo"
 
@@ -313,9 +302,10 @@ if [ ${#warm_bko[@]} -gt 0 ]; then
 	echo "| every round (s), overlayfs | $(list_secs "${warm_bko[@]}") | | | |"
 fi
 echo
-echo "| where a warm $client_short rebuild goes (native snapshotter, one more round; steps ≥ 0.05 s and cached ones) | time |"
+echo "| where a warm $client_short rebuild goes (native snapshotter, one more round; steps of 10 ms or more, and cached ones) | time |"
 echo "|---|---:|"
 echo "$steps"
+echo "| the whole build, as the client saw it | $(secs "$steps_wall") |"
 echo
 echo "| same hi.js on both engines: kernel, initrd, rootfs.img, config.json | |"
 echo "|---|---|"

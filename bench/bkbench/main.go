@@ -10,6 +10,10 @@
 //	    top so that BuildKit has to pull and unpack every layer (a bare image
 //	    source stays lazy: without an output its layers are never fetched);
 //	    `buildctl build < def.pb` then times a cold pull.
+//	bkbench steps < progress.json
+//	    reads BuildKit's rawjson progress (buildx or buildctl --progress=rawjson)
+//	    and prints a markdown row per step: its time, or CACHED; then the span
+//	    from the first step's start to the last one's end.
 //	bkbench size -ref REF
 //	    prints the sum of the layer sizes the image's manifest lists and the
 //	    sum of the layers' uncompressed tar streams, in bytes.
@@ -18,6 +22,7 @@ package main
 import (
 	"archive/tar"
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -37,12 +42,13 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 	"github.com/google/go-containerregistry/pkg/v1/types"
+	"github.com/moby/buildkit/client"
 	"github.com/moby/buildkit/client/llb"
 )
 
 func main() {
 	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: bkbench base|llb|size -ref REF")
+		fmt.Fprintln(os.Stderr, "usage: bkbench base|llb|size -ref REF, or bkbench steps < progress.json")
 		os.Exit(2)
 	}
 	ctx := context.Background()
@@ -51,7 +57,7 @@ func main() {
 	program := fl.String("program", "/usr/bin/node", "base: the program the image holds")
 	bare := fl.Bool("bare", false, "llb: the bare image source, with no file made on top")
 	_ = fl.Parse(os.Args[2:])
-	if *ref == "" {
+	if *ref == "" && os.Args[1] != "steps" {
 		fmt.Fprintln(os.Stderr, "bkbench: -ref is required")
 		os.Exit(2)
 	}
@@ -61,6 +67,8 @@ func main() {
 		err = pushBase(ctx, *ref, *program)
 	case "llb":
 		err = writeLLB(ctx, *ref, *bare, os.Stdout)
+	case "steps":
+		err = printSteps(os.Stdin, os.Stdout)
 	case "size":
 		var c, u int64
 		if c, u, err = layerBytes(ctx, *ref); err == nil {
@@ -91,6 +99,87 @@ func writeLLB(ctx context.Context, ref string, bare bool, w io.Writer) error {
 		return err
 	}
 	return llb.WriteTo(def, w)
+}
+
+// step is what the progress stream said of one vertex, over all the
+// records it sent for it (a vertex the frontend solved is reported again,
+// cached, when the final result is built).
+type step struct {
+	name           string
+	first, last    time.Time // earliest start, latest completion
+	ran            time.Duration
+	cached, solved bool
+}
+
+// printSteps prints the steps of a rawjson progress stream, in the order
+// they started: the longest run of each, or CACHED when it never ran.
+func printSteps(r io.Reader, w io.Writer) error {
+	steps := map[string]*step{}
+	var order []string
+	dec := json.NewDecoder(r)
+	for {
+		var st client.SolveStatus
+		if err := dec.Decode(&st); errors.Is(err, io.EOF) {
+			break
+		} else if err != nil {
+			return fmt.Errorf("progress: %w", err)
+		}
+		for _, v := range st.Vertexes {
+			s, ok := steps[v.Digest.String()]
+			if !ok {
+				s = &step{name: v.Name, cached: true}
+				steps[v.Digest.String()] = s
+				order = append(order, v.Digest.String())
+			}
+			if v.Completed == nil {
+				continue
+			}
+			started := *v.Completed // a cached step may have no start
+			if v.Started != nil {
+				started = *v.Started
+			}
+			s.solved = true
+			if s.first.IsZero() || started.Before(s.first) {
+				s.first = started
+			}
+			if v.Completed.After(s.last) {
+				s.last = *v.Completed
+			}
+			if !v.Cached {
+				s.cached = false
+				s.ran = max(s.ran, v.Completed.Sub(started))
+			}
+		}
+	}
+	slices.SortStableFunc(order, func(a, b string) int { return steps[a].first.Compare(steps[b].first) })
+	var first, last time.Time
+	for _, d := range order {
+		s := steps[d]
+		if !s.solved {
+			continue
+		}
+		if first.IsZero() || s.first.Before(first) {
+			first = s.first
+		}
+		if s.last.After(last) {
+			last = s.last
+		}
+		name := strings.ReplaceAll(s.name, "|", "\\|")
+		if len(name) > 90 {
+			name = name[:90] + "…"
+		}
+		switch {
+		case s.cached:
+			fmt.Fprintf(w, "| %s | CACHED |\n", name)
+		case s.ran >= 10*time.Millisecond:
+			fmt.Fprintf(w, "| %s | %.2f s |\n", name, s.ran.Seconds())
+		}
+	}
+	if first.IsZero() {
+		return errors.New("progress: no step completed")
+	}
+	fmt.Fprintf(w, "| from the first step's start to the last step's end | %.2f s |\n", last.Sub(first).Seconds())
+	return nil
 }
 
 // layerBytes is the sum of the layer sizes image ref's manifest lists
