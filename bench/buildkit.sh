@@ -23,7 +23,7 @@ uni=$repo/bin/uni
 rounds=${ROUNDS:-5}
 cold_rounds=${COLD_ROUNDS:-3}
 runc=${RUNC:-$(command -v runc || echo /usr/sbin/runc)}
-for tool in "$uni" buildkitd buildctl registry "$runc" ldd; do
+for tool in "$uni" buildkitd buildctl registry "$runc" ldd python3 curl make; do
 	command -v "$tool" >/dev/null || { echo "buildkit.sh: $tool is missing (make build buildkit deps)" >&2; exit 1; }
 done
 
@@ -33,6 +33,7 @@ daemons=() # the directories of running buildkitds
 regpid=
 cleanup() {
 	local d
+	set +e # clean up all that can be, whatever fails
 	for d in "${daemons[@]}"; do stop_buildkitd "$d"; done
 	[ -z "$regpid" ] || { kill "$regpid" 2>/dev/null; wait "$regpid" 2>/dev/null || true; }
 	if grep -q " $work/" /proc/self/mountinfo; then
@@ -97,8 +98,12 @@ stop_buildkitd() {
 	kill -KILL -- "-$pid" 2>/dev/null || true
 	wait "$pid" 2>/dev/null || true
 	awk -v d="$dir" '$5 == d || index($5, d "/") == 1 {print $5}' /proc/self/mountinfo | sort -r |
-		while read -r m; do umount -l "$m"; done
-	rm -rf "$dir"
+		while read -r m; do umount -l "$m" || true; done
+	if grep -q " $dir[ /]" /proc/self/mountinfo; then
+		echo "buildkit.sh: mounts remain under $dir; left in place" >&2
+	else
+		rm -rf "$dir"
+	fi
 	local kept=()
 	for d in "${daemons[@]}"; do [ "$d" = "$dir" ] || kept+=("$d"); done
 	daemons=("${kept[@]}")

@@ -112,7 +112,9 @@ type step struct {
 }
 
 // printSteps prints the steps of a rawjson progress stream, in the order
-// they started: the longest run of each, or CACHED when it never ran.
+// they started: the longest run of each, or CACHED when BuildKit said so
+// and it ran for less than 10 ms (BuildKit reports a cached step as done
+// in no time, then as cached; the plain display shows it as CACHED).
 func printSteps(r io.Reader, w io.Writer) error {
 	steps := map[string]*step{}
 	var order []string
@@ -127,7 +129,7 @@ func printSteps(r io.Reader, w io.Writer) error {
 		for _, v := range st.Vertexes {
 			s, ok := steps[v.Digest.String()]
 			if !ok {
-				s = &step{name: v.Name, cached: true}
+				s = &step{name: v.Name}
 				steps[v.Digest.String()] = s
 				order = append(order, v.Digest.String())
 			}
@@ -145,8 +147,9 @@ func printSteps(r io.Reader, w io.Writer) error {
 			if v.Completed.After(s.last) {
 				s.last = *v.Completed
 			}
-			if !v.Cached {
-				s.cached = false
+			if v.Cached {
+				s.cached = true
+			} else {
 				s.ran = max(s.ran, v.Completed.Sub(started))
 			}
 		}
@@ -169,10 +172,10 @@ func printSteps(r io.Reader, w io.Writer) error {
 			name = name[:90] + "…"
 		}
 		switch {
-		case s.cached:
-			fmt.Fprintf(w, "| %s | CACHED |\n", name)
 		case s.ran >= 10*time.Millisecond:
 			fmt.Fprintf(w, "| %s | %.2f s |\n", name, s.ran.Seconds())
+		case s.cached:
+			fmt.Fprintf(w, "| %s | CACHED |\n", name)
 		}
 	}
 	if first.IsZero() {

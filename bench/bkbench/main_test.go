@@ -10,12 +10,15 @@ import (
 )
 
 // TestPrintSteps: a step run once and reported again cached counts as run;
-// a step only ever cached (no start time) is CACHED; steps under 10 ms are
-// left out; the span runs from the first start to the last end.
+// a step done in no time and then reported cached is CACHED; a step never
+// completed and steps under 10 ms are left out; the span runs from the
+// first start to the last end.
 func TestPrintSteps(t *testing.T) {
 	stream := `{"vertexes":[{"digest":"sha256:a","name":"COPY hi.js /app/","started":"2026-01-01T00:00:00Z"}]}
 {"vertexes":[{"digest":"sha256:a","name":"COPY hi.js /app/","started":"2026-01-01T00:00:00Z","completed":"2026-01-01T00:00:00.25Z"}]}
+{"vertexes":[{"digest":"sha256:b","name":"FROM node | base","started":"2026-01-01T00:00:00.1Z","completed":"2026-01-01T00:00:00.101Z"}]}
 {"vertexes":[{"digest":"sha256:b","name":"FROM node | base","cached":true,"completed":"2026-01-01T00:00:00.1Z"}]}
+{"vertexes":[{"digest":"sha256:d","name":"unikernel settings","cached":true}]}
 {"vertexes":[{"digest":"sha256:c","name":"tiny","started":"2026-01-01T00:00:00.3Z","completed":"2026-01-01T00:00:00.305Z"}]}
 {"vertexes":[{"digest":"sha256:a","name":"COPY hi.js /app/","cached":true,"started":"2026-01-01T00:00:01Z","completed":"2026-01-01T00:00:01.5Z"}]}
 `
