@@ -106,7 +106,7 @@ test: deps $(REGISTRY_BIN) $(ORAS) $(COSIGN) buildkit build examples
 test-unit:
 	$(GO) test -short ./...
 
-bench: deps $(REGISTRY_BIN) $(ORAS) build examples
+bench: deps $(REGISTRY_BIN) $(ORAS) buildkit build examples
 	@bench/run.sh
 	@bench/oci.sh
 

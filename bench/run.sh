@@ -2,7 +2,8 @@
 # All of uni's benchmarks, each against the tool or floor a user would
 # compare with, in one run on this machine. Prints markdown tables.
 #   bench/run.sh            (make bench builds bin/uni first)
-# ROUNDS=n sets the boot rounds (default 5); RUNS=n the rootfs best-of (default 3).
+# ROUNDS=n sets the boot rounds and bench/buildkit.sh's warm rounds (default 5);
+# RUNS=n the rootfs best-of (default 3); COLD_ROUNDS=n buildkit.sh's cold rounds (3).
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 cd "$repo"
@@ -44,3 +45,6 @@ echo "## boot (example/hello-node, direct boot)"
 echo
 CGO_ENABLED=0 go build -trimpath -ldflags=-s -o "$work/floorinit" ./bench/floorinit
 go run ./bench/bootbench -image "$work/warm" -floor-init "$work/floorinit" -rounds "${ROUNDS:-5}"
+echo
+
+bench/buildkit.sh
