@@ -63,8 +63,11 @@ type Dirs struct {
 	Root    string // the stage's whole root
 	Added   string // what the stage wrote over its base
 	Kernel  string // the kernel bundle
-	Out     string // an empty directory for the image layout
-	Status  string // an empty directory for StatusFile
+	// Verified is the verify step's output for that bundle (VerifiedFile
+	// naming its digest); empty: Assemble verifies the bundle itself.
+	Verified string
+	Out      string // an empty directory for the image layout
+	Status   string // an empty directory for StatusFile
 	// Log receives progress lines (BuildKit shows the step's output);
 	// nil discards them.
 	Log io.Writer
@@ -79,12 +82,13 @@ func (d Dirs) log() io.Writer {
 
 // MountDirs are the Dirs of the assembly step under BuildKit.
 var MountDirs = Dirs{
-	Request: filepath.Join(mountRequest, requestFile),
-	Root:    mountRoot,
-	Added:   mountAdded,
-	Kernel:  mountKernel,
-	Out:     mountOut,
-	Status:  mountStatus,
+	Request:  filepath.Join(mountRequest, requestFile),
+	Root:     mountRoot,
+	Added:    mountAdded,
+	Kernel:   mountKernel,
+	Verified: mountVerified,
+	Out:      mountOut,
+	Status:   mountStatus,
 }
 
 // maxRequestBytes bounds the request file: settings are a few KiB.
@@ -127,8 +131,9 @@ func assemble(ctx context.Context, req *Request, d Dirs) (*Status, error) {
 		return nil, fmt.Errorf("the kernel bundle image holds no bundle: %w", err)
 	}
 	// BuildKit checked the image's layers; this checks that the bundle
-	// is what its bundle.json, recorded in config.json, says it is.
-	if err := bundle.Verify(); err != nil {
+	// is what its bundle.json, recorded in config.json, says it is. The
+	// verify step did it once for this bundle image, cached by BuildKit.
+	if err := checkVerified(bundle, d.Verified); err != nil {
 		return nil, err
 	}
 	if err := engine.CheckMemory(bundle, plan); err != nil {
@@ -143,6 +148,41 @@ func assemble(ctx context.Context, req *Request, d Dirs) (*Status, error) {
 	}
 	fmt.Fprintf(d.log(), "kernel %s; rootfs.img %d bytes, %s\n", cfg.Kernel.Release, cfg.Rootfs.Size, cfg.Rootfs.Digest)
 	return &Status{Warnings: plan.Warnings}, nil
+}
+
+// VerifiedFile is what the verify step writes: the digest of the bundle
+// it checked against bundle.json.
+const VerifiedFile = "bundle-digest"
+
+// VerifyKernel is the verify step: it checks every file of the kernel
+// bundle in dir against its bundle.json and records the digest in out.
+// BuildKit runs it once per bundle image and caches it, so a rebuild does
+// not read the bundle's 100 MB again.
+func VerifyKernel(dir, out string) error {
+	b, err := kernel.Open(dir)
+	if err != nil {
+		return fmt.Errorf("the kernel bundle image holds no bundle: %w", err)
+	}
+	if err := b.Verify(); err != nil {
+		return err
+	}
+	return atomicfile.WriteBytes(filepath.Join(out, VerifiedFile), []byte(b.Desc.Digest), 0o444)
+}
+
+// checkVerified verifies b, unless the verify step's output in dir says
+// it has verified this very bundle.
+func checkVerified(b *kernel.Bundle, dir string) error {
+	if dir == "" {
+		return b.Verify()
+	}
+	got, err := os.ReadFile(filepath.Join(dir, VerifiedFile))
+	if err != nil {
+		return fmt.Errorf("the kernel bundle's verify step left no record: %w", err)
+	}
+	if string(got) != b.Desc.Digest {
+		return fmt.Errorf("the kernel bundle's verify step checked %q, the bundle says %s", got, b.Desc.Digest)
+	}
+	return nil
 }
 
 // stageOrigin is the SBOM's origin of a file of the stage's root:

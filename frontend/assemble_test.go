@@ -226,3 +226,36 @@ func TestReadRequestIsStrict(t *testing.T) {
 		t.Error("ReadStatus accepted an unknown field")
 	}
 }
+
+// TestVerifyKernelStep: the verify step records the digest it checked; the
+// assembly step takes that record for this bundle only, and a bundle whose
+// files do not match its bundle.json fails the verify step.
+func TestVerifyKernelStep(t *testing.T) {
+	b := testbundle.Bundle(t)
+	out := t.TempDir()
+	if err := VerifyKernel(b.Dir, out); err != nil {
+		t.Fatal(err)
+	}
+	if err := checkVerified(b, out); err != nil {
+		t.Errorf("the record of this bundle: %v", err)
+	}
+	other := *b
+	other.Desc.Digest = "sha256:" + strings.Repeat("0", 64)
+	if err := checkVerified(&other, out); err == nil {
+		t.Error("the record of another bundle was taken")
+	}
+	if err := checkVerified(b, t.TempDir()); err == nil {
+		t.Error("no record was taken as verified")
+	}
+	// A bundle whose kernel is not what bundle.json says.
+	broken := t.TempDir()
+	if out, err := exec.Command("cp", "-a", b.Dir+"/.", broken).CombinedOutput(); err != nil {
+		t.Fatalf("cp: %v\n%s", err, out)
+	}
+	if err := os.WriteFile(filepath.Join(broken, kernel.KernelFile), []byte("not that kernel"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := VerifyKernel(broken, t.TempDir()); err == nil {
+		t.Error("a bundle that does not match its bundle.json passed the verify step")
+	}
+}

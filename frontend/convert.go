@@ -88,13 +88,14 @@ type Warning struct {
 
 // Mount points of the assembly step.
 const (
-	mountRequest = "/uni"
-	mountRoot    = "/stage"
-	mountAdded   = "/added"
-	mountKernel  = "/kernel"
-	mountOut     = "/out"
-	mountStatus  = "/status"
-	requestFile  = "request.json"
+	mountRequest  = "/uni"
+	mountRoot     = "/stage"
+	mountAdded    = "/added"
+	mountKernel   = "/kernel"
+	mountVerified = "/verified"
+	mountOut      = "/out"
+	mountStatus   = "/status"
+	requestFile   = "request.json"
 	// StatusFile is the assembly step's report, at the root of its status output.
 	StatusFile = "status.json"
 	// AssemblerPath is the frontend binary inside its image; its
@@ -194,6 +195,13 @@ func Convert(ctx context.Context, src []byte, opt ConvertOpt) (*Conversion, erro
 		return nil, err
 	}
 	req := llb.Scratch().File(llb.Mkfile("/"+requestFile, 0o444, reqJSON), llb.WithCustomName("unikernel settings"))
+	verified := opt.Assembler.Run(
+		llb.Args([]string{AssemblerPath, "verify-kernel", mountKernel, mountVerified}),
+		llb.Network(llb.NetModeNone),
+		llb.ReadonlyRootFS(),
+		llb.WithCustomName("verify kernel bundle "+c.KernelRef),
+		llb.AddMount(mountKernel, c.Kernel, llb.Readonly),
+	).AddMount(mountVerified, llb.Scratch())
 	runOpts := []llb.RunOption{
 		llb.Args([]string{AssemblerPath, "assemble", path.Join(mountRequest, requestFile)}),
 		llb.Network(llb.NetModeNone),
@@ -203,6 +211,7 @@ func Convert(ctx context.Context, src []byte, opt ConvertOpt) (*Conversion, erro
 		llb.AddMount(mountRoot, c.Root, llb.Readonly),
 		llb.AddMount(mountAdded, c.Added, llb.Readonly),
 		llb.AddMount(mountKernel, c.Kernel, llb.Readonly),
+		llb.AddMount(mountVerified, verified, llb.Readonly),
 		llb.AddMount("/tmp", llb.Scratch(), llb.Tmpfs()),
 	}
 	if opt.SourceMap != nil {

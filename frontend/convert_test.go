@@ -51,13 +51,13 @@ func marshal(t *testing.T, st llb.State) *graph {
 	return g
 }
 
-// exec is the one exec op of the graph.
-func (g *graph) exec(t *testing.T) (*pb.Op, digest.Digest) {
+// exec is the exec op of the graph that runs the given subcommand.
+func (g *graph) exec(t *testing.T, sub string) (*pb.Op, digest.Digest) {
 	t.Helper()
 	var found *pb.Op
 	var fd digest.Digest
 	for d, op := range g.ops {
-		if op.GetExec() != nil {
+		if args := op.GetExec().GetMeta().GetArgs(); len(args) > 1 && args[1] == sub {
 			if found != nil {
 				t.Fatal("more than one exec op")
 			}
@@ -107,7 +107,7 @@ ENTRYPOINT ["/app/hello"]
 		t.Errorf("kernel ref %q, want the frontend's default", c.KernelRef)
 	}
 	g := marshal(t, c.Layout)
-	ex, d := g.exec(t)
+	ex, d := g.exec(t, "assemble")
 	if got := strings.Join(ex.GetExec().Meta.Args, " "); got != "/bin/uni-frontend assemble /uni/request.json" {
 		t.Errorf("args %q", got)
 	}
@@ -120,7 +120,7 @@ ENTRYPOINT ["/app/hello"]
 	if name := g.meta[d].Description["llb.customname"]; !strings.Contains(name, "assemble unikernel") || !strings.Contains(name, "/app/hello") {
 		t.Errorf("step name %q", name)
 	}
-	for _, dest := range []string{"/", "/uni", "/stage", "/added", "/kernel"} {
+	for _, dest := range []string{"/", "/uni", "/stage", "/added", "/kernel", "/verified"} {
 		if _, m := g.input(t, ex, dest); !m.Readonly {
 			t.Errorf("%s is mounted writable", dest)
 		}
@@ -135,6 +135,14 @@ ENTRYPOINT ["/app/hello"]
 	}
 	if op, _ := g.input(t, ex, "/kernel"); op.GetSource().GetIdentifier() != "docker-image://"+testKernel {
 		t.Errorf("/kernel is %v", op.GetSource())
+	}
+	// The bundle is verified by a step of its own, which BuildKit caches.
+	vex, _ := g.exec(t, "verify-kernel")
+	if op, _ := g.input(t, ex, "/verified"); op != vex {
+		t.Errorf("/verified is not the verify step's output: %v", op)
+	}
+	if op, m := g.input(t, vex, "/kernel"); !m.Readonly || op.GetSource().GetIdentifier() != "docker-image://"+testKernel {
+		t.Errorf("the verify step's /kernel is %v", op)
 	}
 	op, _ := g.input(t, ex, "/uni")
 	fa := op.GetFile().GetActions()

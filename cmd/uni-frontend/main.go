@@ -21,6 +21,9 @@ func main() {
 	if len(os.Args) > 1 && os.Args[1] == "assemble" {
 		os.Exit(assemble(os.Args[2:]))
 	}
+	if len(os.Args) > 1 && os.Args[1] == "verify-kernel" {
+		os.Exit(verifyKernel(os.Args[2:]))
+	}
 	if err := grpcclient.RunFromEnvironment(appcontext.Context(), frontend.Build); err != nil {
 		fmt.Fprintln(os.Stderr, "uni-frontend:", err)
 		os.Exit(1)
@@ -39,6 +42,18 @@ func assemble(args []string) int {
 	d.Log = os.Stdout
 	if err := frontend.Assemble(ctx, d); err != nil {
 		fmt.Fprintln(os.Stderr, "uni-frontend assemble:", err)
+		return 1
+	}
+	return 0
+}
+
+func verifyKernel(args []string) int {
+	if len(args) != 2 {
+		fmt.Fprintln(os.Stderr, "usage: uni-frontend verify-kernel BUNDLE-DIR OUT-DIR")
+		return 2
+	}
+	if err := frontend.VerifyKernel(args[0], args[1]); err != nil {
+		fmt.Fprintln(os.Stderr, "uni-frontend verify-kernel:", err)
 		return 1
 	}
 	return 0
