@@ -33,7 +33,7 @@ func vhdFooter(size, epoch int64, uuid [16]byte) [512]byte {
 	var b [512]byte
 	be := binary.BigEndian
 	copy(b[0:], "conectix")
-	be.PutUint32(b[8:], 2)          // features: reserved bit, always set
+	be.PutUint32(b[8:], 2)           // features: reserved bit, always set
 	be.PutUint32(b[12:], 0x00010000) // format version 1.0
 	be.PutUint64(b[16:], ^uint64(0)) // data offset: none, a fixed disk
 	ts := max(epoch-vhdEpoch, 0)
