@@ -25,10 +25,10 @@ func writeVHD(ctx context.Context, src Source, f *os.File, _ string, o Options) 
 }
 
 // vhdFooter is the footer of a fixed VHD of size bytes (Virtual Hard Disk
-// Image Format Specification, 2006). The creator is "qem2", the tag QEMU
-// writes with force_size and reads as "the size is current_size, not the
-// CHS geometry": with any other tag QEMU would truncate the disk to its
-// geometry. Azure reads current_size whatever the tag.
+// Image Format Specification, 2006). The CHS geometry is the maximum
+// (65535/16/255), as qemu-img writes it with force_size=on (Azure's
+// documented recipe): readers then take current_size as the size, where a
+// computed geometry would make QEMU and Virtual PC round the disk down.
 func vhdFooter(size, epoch int64, uuid [16]byte) [512]byte {
 	var b [512]byte
 	be := binary.BigEndian
@@ -38,14 +38,13 @@ func vhdFooter(size, epoch int64, uuid [16]byte) [512]byte {
 	be.PutUint64(b[16:], ^uint64(0)) // data offset: none, a fixed disk
 	ts := max(epoch-vhdEpoch, 0)
 	be.PutUint32(b[24:], uint32(min(ts, 1<<32-1)))
-	copy(b[28:], "qem2")
-	be.PutUint32(b[32:], 0x00050003)
+	copy(b[28:], "uni ")
+	be.PutUint32(b[32:], 0x00010000)
 	copy(b[36:], "Wi2k")
 	be.PutUint64(b[40:], uint64(size))
 	be.PutUint64(b[48:], uint64(size))
-	c, h, s := chsGeometry(size / 512)
-	be.PutUint16(b[56:], c)
-	b[58], b[59] = h, s
+	be.PutUint16(b[56:], 65535)
+	b[58], b[59] = 16, 255
 	be.PutUint32(b[60:], 2) // disk type: fixed
 	copy(b[68:], uuid[:])
 	var sum uint32
@@ -54,31 +53,6 @@ func vhdFooter(size, epoch int64, uuid [16]byte) [512]byte {
 	}
 	be.PutUint32(b[64:], ^sum)
 	return b
-}
-
-// chsGeometry is the VHD specification's CHS algorithm (appendix), which
-// QEMU's calculate_geometry follows too.
-func chsGeometry(sectors int64) (cyl uint16, heads, spt uint8) {
-	const maxSectors = 65535 * 16 * 255
-	sectors = min(sectors, maxSectors)
-	var cth, h, s int64
-	if sectors >= 65535*16*63 {
-		s, h = 255, 16
-		cth = sectors / s
-	} else {
-		s = 17
-		cth = sectors / s
-		h = max((cth+1023)/1024, 4)
-		if cth >= h*1024 || h > 16 {
-			s, h = 31, 16
-			cth = sectors / s
-		}
-		if cth >= h*1024 {
-			s, h = 63, 16
-			cth = sectors / s
-		}
-	}
-	return uint16(cth / h), uint8(h), uint8(s)
 }
 
 func roundUp(n, to int64) int64 { return (n + to - 1) / to * to }
