@@ -56,23 +56,23 @@ printf '|---|---|---:|---:|---:|---:|---:|---:|---:|---:|\n'
 for gib in 1 4; do
 	disk=$work/disk-$gib.img
 	make_disk "$gib" "$disk"
-	while IFS='|' read -r label ext ours theirs; do
+	while IFS='|' read -r label ext qfmt ours theirs; do
 		q=$(measure "$work/q.$ext" qemu-img convert -f raw $theirs "$disk" "$work/q.$ext")
 		u=$(measure "$work/u.$ext" "$work/uni" convert $ours -o "$work/u.$ext" "$disk")
-		qemu-img compare -q "$work/q.$ext" "$work/u.$ext"
+		qemu-img compare -q -f "$qfmt" -F "$qfmt" "$work/q.$ext" "$work/u.$ext" || { echo "convert.sh: $label: uni and qemu-img outputs differ" >&2; exit 1; }
 		read -r qt qm qb <<<"$q"
 		read -r ut um ub <<<"$u"
 		awk -v g="$gib" -v l="$label" -v qt="$qt" -v qm="$qm" -v qb="$qb" -v ut="$ut" -v um="$um" -v ub="$ub" 'BEGIN {
 			printf "| %d GiB | %s | %.2f | %.0f | %d | %.2f | %.0f | %d | %.2f | %.3f |\n", g, l, qt, qm/1024, qb, ut, um/1024, ub, ut/qt, ub/qb }'
 		rm -f "$work/q.$ext" "$work/u.$ext"
 	done <<'ROWS'
-vmdk streamOptimized|vmdk|--format vmdk|-O vmdk -o subformat=streamOptimized
-qcow2 compressed|qcow2|--format qcow2 --compress|-c -O qcow2 -o cluster_size=65536
-qcow2|qcow2|--format qcow2|-O qcow2 -o cluster_size=65536
-vhd fixed|vhd|--format vhd|-O vpc -o subformat=fixed,force_size=on
-vhdx dynamic|vhdx|--format vhdx|-O vhdx -o subformat=dynamic,block_size=1M
-vmdk monolithicSparse|vmdk|--format vmdk-sparse|-O vmdk -o subformat=monolithicSparse
-raw|raw|--format raw|-O raw
+vmdk streamOptimized|vmdk|vmdk|--format vmdk|-O vmdk -o subformat=streamOptimized
+qcow2 compressed|qcow2|qcow2|--format qcow2 --compress|-c -O qcow2 -o cluster_size=65536
+qcow2|qcow2|qcow2|--format qcow2|-O qcow2 -o cluster_size=65536
+vhd fixed|vhd|vpc|--format vhd|-O vpc -o subformat=fixed,force_size=on
+vhdx dynamic|vhdx|vhdx|--format vhdx|-O vhdx -o subformat=dynamic,block_size=1M
+vmdk monolithicSparse|vmdk|vmdk|--format vmdk-sparse|-O vmdk -o subformat=monolithicSparse
+raw|raw|raw|--format raw|-O raw
 ROWS
 	rm -f "$disk"
 done
