@@ -8,7 +8,7 @@ import (
 	"io"
 	"os"
 
-	"github.com/klauspost/compress/flate"
+	"github.com/uniforge/packer-plugin-unikernel/internal/deflate"
 )
 
 // qcow2 constants (docs/interop/qcow2.txt in QEMU's tree).
@@ -20,9 +20,6 @@ const (
 	qcowCopied      = 1 << 63              // refcount is exactly 1
 	qcowCompressed  = 1 << 62
 	qcowHeaderLen   = 112
-	// QEMU inflates compressed clusters with a 4 KiB window (wbits -12),
-	// so they must be deflated with one no larger.
-	qcowDeflateWindow = 4096
 	// x = 62 - (cluster_bits - 8): bits 0..x-1 of a compressed cluster's
 	// descriptor hold its offset, bits x..61 its extra sectors.
 	qcowCsizeShift = 62 - (qcowClusterBits - 8)
@@ -73,6 +70,18 @@ type qcowWriter struct {
 	l1    []uint64
 	l2    [qcowL2Entries]uint64
 	l2idx int64 // the L1 index whose L2 table is being filled, -1 for none
+	// Clusters that did not compress wait here (at most qcowPending)
+	// while compressed ones fill the host cluster being packed, so that
+	// aligning them wastes little; see cluster.
+	pending []pendingCluster
+}
+
+// qcowPending bounds the clusters held back: 1 MiB.
+const qcowPending = 16
+
+type pendingCluster struct {
+	idx  int64
+	data []byte
 }
 
 func (q *qcowWriter) write(b []byte) error {
@@ -100,7 +109,10 @@ func (q *qcowWriter) ref(off, end int64) {
 }
 
 // cluster stores the guest cluster idx: compressed when packed is given
-// and smaller than a cluster, else as is.
+// and smaller than a cluster (as QEMU decides), else as is. QEMU packs
+// compressed clusters back to back and aligns plain ones to a cluster, so
+// a plain cluster between compressed ones would waste the rest of a host
+// cluster: plain clusters wait until the one being packed is nearly full.
 func (q *qcowWriter) cluster(idx int64, data, packed []byte) error {
 	if l1 := idx / qcowL2Entries; l1 != q.l2idx {
 		if err := q.flushL2(); err != nil {
@@ -108,28 +120,48 @@ func (q *qcowWriter) cluster(idx int64, data, packed []byte) error {
 		}
 		q.l2idx = l1
 	}
-	var entry uint64
-	if packed != nil && len(packed) < qcowCluster-512 {
-		off := q.pos
-		end := off + int64(len(packed))
-		sectors := (end-1)/512 - off/512 // extra sectors after the first
-		entry = qcowCompressed | uint64(sectors)<<qcowCsizeShift | uint64(off)
-		// QEMU counts whole sectors, from the one the data starts in.
-		q.ref(off&^511, roundUp(end, 512))
-		if err := q.write(packed); err != nil {
-			return err
+	if packed == nil || len(packed) >= qcowCluster {
+		if packed == nil {
+			return q.plain(idx, data)
 		}
-	} else {
-		if err := q.align(); err != nil {
-			return err
+		q.pending = append(q.pending, pendingCluster{idx, append([]byte(nil), data...)})
+		if len(q.pending) < qcowPending {
+			return nil
 		}
-		entry = qcowCopied | uint64(q.pos)
-		q.ref(q.pos, q.pos+qcowCluster)
-		if err := q.write(data); err != nil {
+		return q.flushPending()
+	}
+	off := q.pos
+	end := off + int64(len(packed))
+	sectors := (end-1)/512 - off/512 // extra sectors after the first
+	q.l2[idx%qcowL2Entries] = qcowCompressed | uint64(sectors)<<qcowCsizeShift | uint64(off)
+	// QEMU counts whole sectors, from the one the data starts in.
+	q.ref(off&^511, roundUp(end, 512))
+	if err := q.write(packed); err != nil {
+		return err
+	}
+	if len(q.pending) > 0 && roundUp(q.pos, qcowCluster)-q.pos < 4096 {
+		return q.flushPending()
+	}
+	return nil
+}
+
+// plain writes a cluster as is, at the next cluster boundary.
+func (q *qcowWriter) plain(idx int64, data []byte) error {
+	if err := q.align(); err != nil {
+		return err
+	}
+	q.l2[idx%qcowL2Entries] = qcowCopied | uint64(q.pos)
+	q.ref(q.pos, q.pos+qcowCluster)
+	return q.write(data)
+}
+
+func (q *qcowWriter) flushPending() error {
+	for _, p := range q.pending {
+		if err := q.plain(p.idx, p.data); err != nil {
 			return err
 		}
 	}
-	q.l2[idx%qcowL2Entries] = entry
+	q.pending = q.pending[:0]
 	return nil
 }
 
@@ -137,6 +169,9 @@ func (q *qcowWriter) cluster(idx int64, data, packed []byte) error {
 func (q *qcowWriter) flushL2() error {
 	if q.l2idx < 0 {
 		return nil
+	}
+	if err := q.flushPending(); err != nil {
+		return err
 	}
 	if err := q.align(); err != nil {
 		return err
@@ -226,13 +261,18 @@ func (q *qcowWriter) finish(size int64) error {
 	return err
 }
 
-// rawDeflater deflates one cluster with QEMU's window.
-type rawDeflater struct{ w *flate.Writer }
+// deflateLevel is the level of every compressed cluster and grain: with
+// internal/deflate's 3-byte matches it packs a disk as small as zlib's
+// default level (QEMU's) does, in less time.
+const deflateLevel = 5
+
+// rawDeflater deflates one cluster; internal/deflate's window is QEMU's.
+type rawDeflater struct{ w *deflate.Writer }
 
 func newRawDeflater() *rawDeflater {
-	w, err := flate.NewWriterWindow(io.Discard, qcowDeflateWindow)
+	w, err := deflate.NewWriter(io.Discard, deflateLevel)
 	if err != nil {
-		panic(err) // the window is a valid constant
+		panic(err) // a valid constant level
 	}
 	return &rawDeflater{w}
 }

@@ -5,11 +5,12 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
+	"hash/adler32"
 	"io"
 	"os"
 	"path/filepath"
 
-	"github.com/klauspost/compress/zlib"
+	"github.com/uniforge/packer-plugin-unikernel/internal/deflate"
 )
 
 // VMDK constants (VMware Virtual Disk Format 5.0, "hosted sparse extent"
@@ -256,10 +257,12 @@ func (s *vmdkStream) flushGT() error {
 	return s.write(b[:])
 }
 
-type zlibber struct{ w *zlib.Writer }
+// zlibber writes one grain as a zlib stream (RFC 1950), as VMDK wants:
+// the header zlib writes at its default level, DEFLATE, then Adler-32.
+type zlibber struct{ w *deflate.Writer }
 
 func newZlibber() *zlibber {
-	w, err := zlib.NewWriterLevel(io.Discard, vmdkZlibLevel)
+	w, err := deflate.NewWriter(io.Discard, deflateLevel)
 	if err != nil {
 		panic(err) // a valid constant level
 	}
@@ -267,11 +270,15 @@ func newZlibber() *zlibber {
 }
 
 func zlibJob(z *zlibber, j *job) error {
+	j.out.Write([]byte{0x78, 0x9c})
 	z.w.Reset(&j.out)
 	if _, err := z.w.Write(j.in); err != nil {
 		return err
 	}
-	return z.w.Close()
+	if err := z.w.Close(); err != nil {
+		return err
+	}
+	return binary.Write(&j.out, binary.BigEndian, adler32.Checksum(j.in))
 }
 
 // writeSparseVMDK writes a monolithicSparse VMDK as QEMU and VMware
@@ -359,7 +366,3 @@ func writeSparseVMDK(ctx context.Context, src Source, f *os.File, dst string, o 
 	_, err = f.WriteAt(append(h, desc...), 0)
 	return err
 }
-
-// vmdkZlibLevel is klauspost's first level with lazy matching: close to
-// zlib's default in size, still faster on all cores than QEMU on one.
-const vmdkZlibLevel = 7
