@@ -63,7 +63,7 @@ func FuzzRoundTrip(f *testing.F) {
 	f.Add([]byte("hello hello hello"), 6)
 	f.Add(bytes.Repeat([]byte{0x7d, 0xff, 0x8f, 0x46}, 1000), 9)
 	f.Fuzz(func(t *testing.T, in []byte, level int) {
-		level = level%12 - 2
+		level = (level%12+12)%12 - 2
 		var buf bytes.Buffer
 		w, err := NewWriter(&buf, level)
 		if err != nil {
