@@ -94,7 +94,9 @@ func runConvert(cmd *cobra.Command, o convertFlags, target string) error {
 		}
 		cfg := l.Config()
 		diskPath = l.Path(spec.DiskFile)
-		base = filepath.Clean(target)
+		if base, err = filepath.Abs(target); err != nil { // "." has no name of its own
+			return err
+		}
 		opts.CPUs, opts.MemoryMiB = cfg.CPUs, cfg.MemoryBytes>>20
 		if os.Getenv("SOURCE_DATE_EPOCH") == "" {
 			opts.SourceDateEpoch = cfg.Build.SourceDateEpoch

@@ -3,6 +3,7 @@ package format
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io"
@@ -60,11 +61,13 @@ func (e *extents) next(off int64) (start, end int64) {
 
 // scan calls fn, in order, for every block of bs bytes of src that is not
 // all zero, with its index and its bytes (the last block zero-padded to
-// bs). buf is reused: fn must not keep it.
-func scan(ctx context.Context, src Source, bs int, buf []byte, fn func(idx int64, b []byte) error) error {
+// bs). It reads each block into a buffer from next, which it calls again
+// only after handing a buffer to fn: a zero block's buffer is reused.
+func scan(ctx context.Context, src Source, bs int, next func() ([]byte, error), fn func(idx int64, b []byte) error) error {
 	ext := newExtents(src)
 	B := int64(bs)
 	var dataEnd int64
+	var b []byte
 	for off := int64(0); off < src.Size; {
 		if err := ctx.Err(); err != nil {
 			return err
@@ -79,12 +82,15 @@ func scan(ctx context.Context, src Source, bs int, buf []byte, fn func(idx int64
 				off = start / B * B
 			}
 		}
-		n := int64(bs)
-		if src.Size-off < n {
-			n = src.Size - off
+		if b == nil {
+			var err error
+			if b, err = next(); err != nil {
+				return err
+			}
+			b = b[:bs]
 		}
-		b := buf[:bs]
-		if _, err := src.R.ReadAt(b[:n], off); err != nil && !(err == io.EOF) {
+		n := min(B, src.Size-off)
+		if _, err := src.R.ReadAt(b[:n], off); err != nil && err != io.EOF {
 			return fmt.Errorf("reading the disk at %d: %w", off, err)
 		}
 		clear(b[n:])
@@ -92,10 +98,17 @@ func scan(ctx context.Context, src Source, bs int, buf []byte, fn func(idx int64
 			if err := fn(off/B, b); err != nil {
 				return err
 			}
+			b = nil
 		}
 		off += B
 	}
 	return nil
+}
+
+// scanBuf scans with one buffer for every block.
+func scanBuf(ctx context.Context, src Source, bs int, fn func(idx int64, b []byte) error) error {
+	buf := make([]byte, bs)
+	return scan(ctx, src, bs, func() ([]byte, error) { return buf, nil }, fn)
 }
 
 // isZero reports whether b is all zero bytes.
@@ -116,6 +129,7 @@ type job struct {
 	idx  int64
 	in   []byte
 	out  bytes.Buffer
+	sum  [32]byte // SHA-256 of in, for writers that derive ids (see hashed)
 	err  error
 	done chan struct{}
 }
@@ -137,16 +151,17 @@ func pipeline[S any](ctx context.Context, src Source, bs, workers int, newState 
 	g.Go(func() error {
 		defer close(order)
 		defer close(todo)
-		scratch := make([]byte, bs)
-		return scan(ctx, src, bs, scratch, func(idx int64, b []byte) error {
-			var j *job
+		var j *job
+		next := func() ([]byte, error) {
 			select {
 			case j = <-free:
+				return j.in, nil
 			case <-ctx.Done():
-				return ctx.Err()
+				return nil, ctx.Err()
 			}
+		}
+		return scan(ctx, src, bs, next, func(idx int64, _ []byte) error {
 			j.idx, j.err, j.done = idx, nil, make(chan struct{})
-			copy(j.in, b)
 			j.out.Reset()
 			order <- j // never blocks: at most inflight jobs exist
 			todo <- j
@@ -185,4 +200,16 @@ func pipeline[S any](ctx context.Context, src Source, bs, workers int, newState 
 		return nil
 	})
 	return g.Wait()
+}
+
+// hashed is a pipeline whose workers only take each block's SHA-256 (for
+// the content id), so hashing runs on all cores beside the writes.
+func hashed(ctx context.Context, src Source, bs, workers int, id *contentID, sink func(idx int64, b []byte) error) error {
+	return pipeline(ctx, src, bs, workers, func() struct{} { return struct{}{} }, func(_ struct{}, j *job) error {
+		j.sum = sha256.Sum256(j.in)
+		return nil
+	}, func(j *job) error {
+		id.add(j.idx, j.sum)
+		return sink(j.idx, j.in)
+	})
 }

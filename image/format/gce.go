@@ -24,8 +24,7 @@ const (
 // second stores only those; gzip runs on all cores (pgzip).
 func writeGCE(ctx context.Context, src Source, f *os.File, _ string, o Options) error {
 	var runs []sparseRun
-	buf := make([]byte, gceBlock)
-	err := scan(ctx, src, gceBlock, buf, func(idx int64, b []byte) error {
+	err := scanBuf(ctx, src, gceBlock, func(idx int64, b []byte) error {
 		off := idx * gceBlock
 		n := min(gceBlock, src.Size-off)
 		if k := len(runs) - 1; k >= 0 && runs[k].off+runs[k].len == off {

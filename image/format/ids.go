@@ -8,7 +8,8 @@ import (
 
 // contentID derives identifiers (VHD and VHDX GUIDs, the VMDK content id)
 // from what a disk holds, instead of from a clock or a random source: a
-// SHA-256 over the disk's size and each non-zero block with its index.
+// SHA-256 over the disk's size and the SHA-256 of each non-zero block
+// with its index (block digests are taken on all cores).
 type contentID struct {
 	h hash.Hash
 }
@@ -20,11 +21,12 @@ func newContentID(format string, size int64) *contentID {
 	return c
 }
 
-func (c *contentID) add(idx int64, b []byte) {
+// add records that block idx holds the bytes whose SHA-256 is sum.
+func (c *contentID) add(idx int64, sum [32]byte) {
 	var n [8]byte
 	binary.LittleEndian.PutUint64(n[:], uint64(idx))
 	c.h.Write(n[:])
-	c.h.Write(b)
+	c.h.Write(sum[:])
 }
 
 // guid returns the identifier named label: 16 bytes of SHA-256(digest ‖

@@ -46,8 +46,7 @@ func writeQcow2(ctx context.Context, src Source, f *os.File, _ string, o Options
 	}
 	var err error
 	if workers == 0 {
-		buf := make([]byte, qcowCluster)
-		err = scan(ctx, src, qcowCluster, buf, func(idx int64, b []byte) error { return q.cluster(idx, b, nil) })
+		err = scanBuf(ctx, src, qcowCluster, func(idx int64, b []byte) error { return q.cluster(idx, b, nil) })
 	} else {
 		err = pipeline(ctx, src, qcowCluster, workers, newRawDeflater, deflateJob, func(j *job) error {
 			return q.cluster(j.idx, j.in, j.out.Bytes())

@@ -16,7 +16,7 @@ const mib = 1 << 20
 func writeVHD(ctx context.Context, src Source, f *os.File, _ string, o Options) error {
 	size := roundUp(src.Size, mib)
 	id := newContentID("vhd", size)
-	if _, err := copySparse(ctx, src, f, size, id); err != nil {
+	if _, err := copySparse(ctx, src, f, size, id, o.Workers); err != nil {
 		return err
 	}
 	footer := vhdFooter(size, o.SourceDateEpoch, id.guid("vhd uuid"))

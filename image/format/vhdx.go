@@ -74,7 +74,7 @@ func msGUID(s string) [16]byte {
 // byte are stored, fully present, in disk order; the others are left "not
 // present", which reads as zeros. The GUIDs (file, data, page 83) are
 // derived from the content; the log is empty (a zero log GUID).
-func writeVHDX(ctx context.Context, src Source, f *os.File, _ string, _ Options) error {
+func writeVHDX(ctx context.Context, src Source, f *os.File, _ string, o Options) error {
 	size := roundUp(src.Size, vhdxLogicalSec)
 	dataBlocks := (size + vhdxBlock - 1) / vhdxBlock
 	batEntries := dataBlocks + (dataBlocks-1)/vhdxChunkRatio
@@ -86,9 +86,7 @@ func writeVHDX(ctx context.Context, src Source, f *os.File, _ string, _ Options)
 		return err
 	}
 	w := bufio.NewWriterSize(f, 1<<20)
-	buf := make([]byte, vhdxBlock)
-	err := scan(ctx, src, vhdxBlock, buf, func(idx int64, b []byte) error {
-		id.add(idx, b)
+	err := hashed(ctx, src, vhdxBlock, o.Workers, id, func(idx int64, b []byte) error {
 		entry := idx + idx/vhdxChunkRatio // a sector-bitmap entry follows every chunk
 		binary.LittleEndian.PutUint64(bat[entry*8:], uint64(pos/mib)<<20|batFullyPresent)
 		pos += vhdxBlock

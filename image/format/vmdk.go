@@ -3,6 +3,7 @@ package format
 import (
 	"bufio"
 	"context"
+	"crypto/sha256"
 	"encoding/binary"
 	"fmt"
 	"hash/adler32"
@@ -143,7 +144,7 @@ func streamVMDK(ctx context.Context, src Source, f *os.File, extent, adapter str
 	nGT := (int64(sectors) + vmdkGTEntries*vmdkGrainSecs - 1) / (vmdkGTEntries * vmdkGrainSecs)
 	s.gd = make([]uint32, nGT)
 	err := pipeline(ctx, src, vmdkGrain, workers, newZlibber, zlibJob, func(j *job) error {
-		id.add(j.idx, j.in)
+		id.add(j.idx, j.sum)
 		return s.grain(j.idx, j.out.Bytes())
 	})
 	if err != nil {
@@ -270,6 +271,7 @@ func newZlibber() *zlibber {
 }
 
 func zlibJob(z *zlibber, j *job) error {
+	j.sum = sha256.Sum256(j.in)
 	j.out.Write([]byte{0x78, 0x9c})
 	z.w.Reset(&j.out)
 	if _, err := z.w.Write(j.in); err != nil {
@@ -332,15 +334,13 @@ func writeSparseVMDK(ctx context.Context, src Source, f *os.File, dst string, o 
 		clear(table)
 		return nil
 	}
-	buf := make([]byte, vmdkGrain)
-	err = scan(ctx, src, vmdkGrain, buf, func(idx int64, b []byte) error {
+	err = hashed(ctx, src, vmdkGrain, o.Workers, id, func(idx int64, b []byte) error {
 		if t := idx / vmdkGTEntries; t != cur {
 			if err := flush(); err != nil {
 				return err
 			}
 			cur = t
 		}
-		id.add(idx, b)
 		binary.LittleEndian.PutUint32(table[(idx%vmdkGTEntries)*4:], uint32(pos))
 		pos += vmdkGrainSecs
 		_, err := w.Write(b)
