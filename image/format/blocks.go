@@ -3,13 +3,13 @@ package format
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"sync"
 
+	"github.com/cespare/xxhash/v2"
 	"golang.org/x/sync/errgroup"
 	"golang.org/x/sys/unix"
 )
@@ -129,7 +129,7 @@ type job struct {
 	idx  int64
 	in   []byte
 	out  bytes.Buffer
-	sum  [32]byte // SHA-256 of in, for writers that derive ids (see hashed)
+	sum  uint64 // xxHash64 of in, for writers that derive ids (see hashed)
 	err  error
 	done chan struct{}
 }
@@ -202,11 +202,11 @@ func pipeline[S any](ctx context.Context, src Source, bs, workers int, newState 
 	return g.Wait()
 }
 
-// hashed is a pipeline whose workers only take each block's SHA-256 (for
-// the content id), so hashing runs on all cores beside the writes.
+// hashed is a pipeline whose workers only hash each block (for the
+// content id), so hashing runs on all cores beside the writes.
 func hashed(ctx context.Context, src Source, bs, workers int, id *contentID, sink func(idx int64, b []byte) error) error {
 	return pipeline(ctx, src, bs, workers, func() struct{} { return struct{}{} }, func(_ struct{}, j *job) error {
-		j.sum = sha256.Sum256(j.in)
+		j.sum = xxhash.Sum64(j.in)
 		return nil
 	}, func(j *job) error {
 		id.add(j.idx, j.sum)

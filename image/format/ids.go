@@ -8,8 +8,9 @@ import (
 
 // contentID derives identifiers (VHD and VHDX GUIDs, the VMDK content id)
 // from what a disk holds, instead of from a clock or a random source: a
-// SHA-256 over the disk's size and the SHA-256 of each non-zero block
-// with its index (block digests are taken on all cores).
+// SHA-256 over the disk's size and each non-zero block's index and
+// xxHash64. The ids name a disk, they protect nothing: a fast block hash
+// (taken on all cores) keeps them from costing more than the copy.
 type contentID struct {
 	h hash.Hash
 }
@@ -21,12 +22,12 @@ func newContentID(format string, size int64) *contentID {
 	return c
 }
 
-// add records that block idx holds the bytes whose SHA-256 is sum.
-func (c *contentID) add(idx int64, sum [32]byte) {
-	var n [8]byte
+// add records that block idx holds the bytes whose xxHash64 is sum.
+func (c *contentID) add(idx int64, sum uint64) {
+	var n [16]byte
 	binary.LittleEndian.PutUint64(n[:], uint64(idx))
+	binary.LittleEndian.PutUint64(n[8:], sum)
 	c.h.Write(n[:])
-	c.h.Write(sum[:])
 }
 
 // guid returns the identifier named label: 16 bytes of SHA-256(digest ‖

@@ -3,13 +3,14 @@ package format
 import (
 	"bufio"
 	"context"
-	"crypto/sha256"
 	"encoding/binary"
 	"fmt"
 	"hash/adler32"
 	"io"
 	"os"
 	"path/filepath"
+
+	"github.com/cespare/xxhash/v2"
 
 	"github.com/uniforge/packer-plugin-unikernel/internal/deflate"
 )
@@ -271,7 +272,7 @@ func newZlibber() *zlibber {
 }
 
 func zlibJob(z *zlibber, j *job) error {
-	j.sum = sha256.Sum256(j.in)
+	j.sum = xxhash.Sum64(j.in)
 	j.out.Write([]byte{0x78, 0x9c})
 	z.w.Reset(&j.out)
 	if _, err := z.w.Write(j.in); err != nil {
