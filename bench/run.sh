@@ -44,3 +44,8 @@ echo "## boot (example/hello-node, direct boot)"
 echo
 CGO_ENABLED=0 go build -trimpath -ldflags=-s -o "$work/floorinit" ./bench/floorinit
 go run ./bench/bootbench -image "$work/warm" -floor-init "$work/floorinit" -rounds "${ROUNDS:-5}"
+echo
+
+echo "## uni convert against qemu-img convert"
+echo
+bench/convert.sh
