@@ -4,7 +4,8 @@
 # table: best-of-$RUNS wall time, peak memory (/usr/bin/time -v's maximum
 # resident set size) and output bytes of each, and uni's share of time and
 # size (the goal: compressed formats in at most half qemu-img's time at no
-# larger size; the others no slower).
+# larger size; the others no slower). gce is measured against GNU tar
+# making the same sparse oldgnu tar.gz.
 #
 # usage: bench/convert.sh [DISK.img]
 # The disks are 1 GiB and 4 GiB: mostly zeros (holes) plus the real
@@ -76,6 +77,16 @@ vhdx dynamic|vhdx|vhdx|--format vhdx|-O vhdx -o subformat=dynamic,block_size=1M
 vmdk monolithicSparse|vmdk|vmdk|--format vmdk-sparse|-O vmdk -o subformat=monolithicSparse
 raw|raw|raw|--format raw|-O raw
 ROWS
+	# gce: against GNU tar making the same archive, as Google documents
+	# (tar --format=oldgnu -Sczf); both hold the disk as a sparse disk.raw.
+	mkdir -p "$work/gce" && ln -f "$disk" "$work/gce/disk.raw"
+	q=$(measure "$work/q.tar.gz" tar -C "$work/gce" --format=oldgnu -Sczf "$work/q.tar.gz" disk.raw)
+	u=$(measure "$work/u.tar.gz" "$work/uni" convert --format gce -o "$work/u.tar.gz" "$disk")
+	read -r qt qm qb <<<"$q"
+	read -r ut um ub <<<"$u"
+	awk -v g="$gib" -v qt="$qt" -v qm="$qm" -v qb="$qb" -v ut="$ut" -v um="$um" -v ub="$ub" 'BEGIN {
+		printf "| %d GiB | gce tar.gz (other side: GNU tar -S, gzip) | %.3f | %.0f | %.0f | %.3f | %.0f | %.0f | %.2f | %.3f |\n", g, qt, qm/1024, qb, ut, um/1024, ub, ut/qt, ub/qb }'
+	rm -f "$work/q.tar.gz" "$work/u.tar.gz" "$work/gce/disk.raw"
 	rm -f "$disk"
 done
 echo
