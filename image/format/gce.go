@@ -7,8 +7,6 @@ import (
 	"io"
 	"os"
 	"strconv"
-
-	"github.com/klauspost/pgzip"
 )
 
 const (
@@ -21,7 +19,7 @@ const (
 // holding one file, disk.raw, whose size is rounded up to a GiB, in GNU
 // tar's oldgnu format with a sparse map (what `tar --format=oldgnu -Sczf`
 // makes, as Google documents). A first pass finds the non-zero runs, the
-// second stores only those; gzip runs on all cores (pgzip).
+// second stores only those; gzip runs on all cores (parallelGzip).
 func writeGCE(ctx context.Context, src Source, f *os.File, _ string, o Options) error {
 	var runs []sparseRun
 	err := scanBuf(ctx, src, gceBlock, func(idx int64, b []byte) error {
@@ -38,16 +36,9 @@ func writeGCE(ctx context.Context, src Source, f *os.File, _ string, o Options) 
 		return err
 	}
 	bw := bufio.NewWriterSize(f, 1<<20)
-	gz, err := pgzip.NewWriterLevel(bw, pgzip.DefaultCompression)
-	if err != nil {
-		return err
-	}
-	if err := gz.SetConcurrency(1<<20, 2*o.Workers); err != nil {
-		return err
-	}
+	gz := newParallelGzip(bw, o.Workers)
 	tw := &countWriter{w: gz}
 	if err := writeSparseTar(ctx, tw, src, "disk.raw", roundUp(src.Size, gib), o.SourceDateEpoch, runs); err != nil {
-		gz.Close()
 		return err
 	}
 	if err := gz.Close(); err != nil {
