@@ -48,3 +48,8 @@ go run ./bench/bootbench -image "$work/warm" -floor-init "$work/floorinit" -roun
 echo
 
 bench/buildkit.sh
+echo
+
+echo "## uni convert against qemu-img convert"
+echo
+bench/convert.sh

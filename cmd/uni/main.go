@@ -69,6 +69,6 @@ rootfs.img, config.json), which uni run boots in QEMU.`,
 	root.SetVersionTemplate("uni {{.Version}}\n")
 	root.SetFlagErrorFunc(flagError)
 	root.AddCommand(newBuildCmd(), newRunCmd(), newInitCmd(), newKernelCmd(), newVersionCmd())
-	root.AddCommand(newPushCmd(), newPullCmd(), newInspectCmd(), newSBOMCmd())
+	root.AddCommand(newPushCmd(), newPullCmd(), newInspectCmd(), newSBOMCmd(), newConvertCmd())
 	return root
 }
