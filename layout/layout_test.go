@@ -612,3 +612,31 @@ func TestCheckInitrdEarly(t *testing.T) {
 		t.Fatal("CheckInitrd of an initrd with a byte after its compressed stream passed")
 	}
 }
+
+// TestKernelArch: kernel.arch names the image's architecture when it is not
+// amd64; an amd64 image's config.json has no such key (its bytes stay
+// those of earlier builds), and an unknown architecture is refused.
+func TestKernelArch(t *testing.T) {
+	cfg := layouttest.Config()
+	data, err := json.Marshal(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bytes.Contains(data, []byte(`"arch"`)) || cfg.Arch() != "amd64" {
+		t.Fatalf("an amd64 config: arch %q, JSON %s", cfg.Arch(), data)
+	}
+	cfg.Kernel.Arch = "arm64"
+	dir, cfg := newLayout(t, cfg, layouttest.Files{})
+	l, err := Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := l.Config(); got.Arch() != "arm64" {
+		t.Fatalf("arch read back: %q", got.Arch())
+	}
+	cfg.Kernel.Arch = "sparc"
+	writeConfig(t, dir, cfg)
+	if _, err := Open(dir); err == nil || !strings.Contains(err.Error(), "kernel.arch") {
+		t.Fatalf("kernel.arch sparc: %v, want an error naming kernel.arch", err)
+	}
+}
