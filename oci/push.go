@@ -2,6 +2,7 @@ package oci
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -11,12 +12,16 @@ import (
 	"hash"
 	"io"
 	"io/fs"
+	"maps"
+	"net/http"
 	"os"
+	"slices"
 	"sync/atomic"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 	"golang.org/x/sync/errgroup"
 
@@ -29,8 +34,8 @@ import (
 // Pushed says what Push wrote.
 type Pushed struct {
 	Ref      string  // repo:tag as pushed
-	Index    v1.Hash // what the tag names
-	Manifest v1.Hash // the linux/amd64 image manifest
+	Index    v1.Hash // what the tag names: the index, other platforms' entries kept
+	Manifest v1.Hash // the image manifest of the layout's platform
 	SBOM     *v1.Hash
 	Uploaded int // blobs sent (not already there, not mounted)
 }
@@ -149,16 +154,156 @@ func writeManifests(ctx context.Context, p *remote.Pusher, l *layout.Layout, tag
 	if err := p.Put(ctx, tag.Context().Digest(a.ManifestDesc.Digest.String()), rawManifest{a.Manifest, types.OCIManifestSchema1}); err != nil {
 		return nil, fmt.Errorf("push %s: manifest: %w", ref, err)
 	}
-	if err := p.Put(ctx, tag, rawManifest{a.Index, types.OCIImageIndex}); err != nil {
+	idx, err := mergeIndex(ctx, tag, a, ropts)
+	if err != nil {
 		return nil, fmt.Errorf("push %s: index: %w", ref, err)
 	}
-	rep.Printf("pushed %s@%s", tag, a.IndexDesc.Digest)
-	sbom, err := pushSBOM(ctx, p, l, tag, a, rep, ropts)
+	if err := p.Put(ctx, tag, rawManifest{idx.raw, types.OCIImageIndex}); err != nil {
+		return nil, fmt.Errorf("push %s: index: %w", ref, err)
+	}
+	out.Index = idx.desc.Digest
+	rep.Printf("pushed %s@%s", tag, idx.desc.Digest)
+	sbom, err := pushSBOM(ctx, p, l, tag, a, idx.desc, rep, ropts)
 	if err != nil {
 		return nil, fmt.Errorf("push %s: %s: %w", ref, spec.SBOMFile, err)
 	}
 	out.SBOM = sbom
+	if err := reattachSBOMs(ctx, p, tag, idx, rep, ropts); err != nil {
+		return nil, fmt.Errorf("push %s: the other platforms' %s: %w", ref, spec.SBOMFile, err)
+	}
 	return out, nil
+}
+
+// mergedIndex is the index a push writes, and what it kept of the one the
+// tag named before.
+type mergedIndex struct {
+	raw  []byte
+	desc v1.Descriptor
+	// prev is the index the tag named, when entries of other platforms
+	// were kept from it (kept), to move their SBOMs to the new index.
+	prev *v1.Descriptor
+	kept []v1.Descriptor
+}
+
+// mergeIndex is the index for the tag: when the tag names an index of
+// ours, its entries for other platforms are kept and the one for the
+// layout's platform is replaced; otherwise the artifact's one-entry index.
+// Entries are sorted by platform, and the index's annotations are those
+// every entry's manifest shares, so the same layout pushed twice gives the
+// same index whatever was pushed between.
+func mergeIndex(ctx context.Context, tag name.Tag, a *Artifact, ropts []remote.Option) (*mergedIndex, error) {
+	fresh := &mergedIndex{raw: a.Index, desc: a.IndexDesc}
+	d, err := remote.Get(tag, ropts...)
+	var terr *transport.Error
+	if errors.As(err, &terr) && terr.StatusCode == http.StatusNotFound {
+		return fresh, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	if d.MediaType != types.OCIImageIndex || len(d.Manifest) > MaxManifestBytes {
+		return fresh, nil // not an index of ours: the tag moves to the new one
+	}
+	var prev v1.IndexManifest
+	if err := json.Unmarshal(d.Manifest, &prev); err != nil || prev.ArtifactType != ArtifactType {
+		return fresh, nil
+	}
+	ours := a.ManifestDesc.Platform
+	var mine v1.Manifest
+	if err := json.Unmarshal(a.Manifest, &mine); err != nil {
+		return nil, err
+	}
+	ann := maps.Clone(mine.Annotations)
+	merged := &mergedIndex{prev: &d.Descriptor}
+	for _, e := range prev.Manifests {
+		if e.Platform != nil && samePlatform(*e.Platform, *ours) {
+			continue
+		}
+		m, err := remote.Get(tag.Context().Digest(e.Digest.String()), ropts...)
+		if err != nil {
+			return nil, fmt.Errorf("the entry for %v of the index %s names: %w", e.Platform, tag, err)
+		}
+		var other v1.Manifest
+		if len(m.Manifest) > MaxManifestBytes || json.Unmarshal(m.Manifest, &other) != nil {
+			return nil, fmt.Errorf("the entry for %v of the index %s names: %w: not a manifest", e.Platform, tag, ErrInvalid)
+		}
+		maps.DeleteFunc(ann, func(k, v string) bool { return other.Annotations[k] != v })
+		merged.kept = append(merged.kept, e)
+	}
+	if len(merged.kept) == 0 {
+		return fresh, nil
+	}
+	entries := append(slices.Clone(merged.kept), a.ManifestDesc)
+	slices.SortStableFunc(entries, func(x, y v1.Descriptor) int {
+		return cmp.Or(cmp.Compare(platformKey(x), platformKey(y)), cmp.Compare(x.Digest.String(), y.Digest.String()))
+	})
+	idx := v1.IndexManifest{
+		SchemaVersion: 2,
+		MediaType:     types.OCIImageIndex,
+		ArtifactType:  ArtifactType,
+		Manifests:     entries,
+		Annotations:   ann,
+	}
+	if merged.raw, merged.desc, err = marshal(idx, types.OCIImageIndex); err != nil {
+		return nil, err
+	}
+	return merged, nil
+}
+
+func samePlatform(a, b v1.Platform) bool {
+	return a.OS == b.OS && a.Architecture == b.Architecture && a.Variant == b.Variant
+}
+
+func platformKey(d v1.Descriptor) string {
+	if d.Platform == nil {
+		return ""
+	}
+	return d.Platform.String()
+}
+
+// reattachSBOMs moves the SBOMs of the platforms a merge kept from the
+// previous index to the new one (their subject is the index the tag
+// names): each is the same manifest with the new subject.
+func reattachSBOMs(ctx context.Context, p *remote.Pusher, tag name.Tag, idx *mergedIndex, rep *progress.Reporter, ropts []remote.Option) error {
+	if idx.prev == nil || idx.prev.Digest == idx.desc.Digest {
+		return nil
+	}
+	kept := map[string]bool{}
+	for _, e := range idx.kept {
+		kept[e.Digest.String()] = true
+	}
+	refs, err := remote.Referrers(tag.Context().Digest(idx.prev.Digest.String()), append(ropts, remote.WithFilter("artifactType", SBOMMediaType))...)
+	if err != nil {
+		return err
+	}
+	im, err := refs.IndexManifest()
+	if err != nil {
+		return err
+	}
+	for _, r := range im.Manifests {
+		describes := r.Annotations[AnnotationDescribes]
+		if r.ArtifactType != SBOMMediaType || !kept[describes] {
+			continue
+		}
+		d, err := remote.Get(tag.Context().Digest(r.Digest.String()), ropts...)
+		if err != nil {
+			return err
+		}
+		var m v1.Manifest
+		if len(d.Manifest) > MaxManifestBytes || json.Unmarshal(d.Manifest, &m) != nil {
+			return fmt.Errorf("SBOM manifest %s: %w: not a manifest", r.Digest, ErrInvalid)
+		}
+		m.Subject = &v1.Descriptor{MediaType: idx.desc.MediaType, Size: idx.desc.Size, Digest: idx.desc.Digest}
+		raw, desc, err := marshal(m, types.OCIManifestSchema1)
+		if err != nil {
+			return err
+		}
+		if err := p.Put(ctx, tag.Context().Digest(desc.Digest.String()), rawManifest{raw, types.OCIManifestSchema1}); err != nil {
+			return err
+		}
+		rep.Printf("moved the %s of %s to the new index: %s@%s", spec.SBOMFile, describes, tag.Context(), desc.Digest)
+	}
+	return nil
 }
 
 // layoutFiles lists the files to push with their digests. The digests
@@ -249,7 +394,7 @@ func uploadBlob(ctx context.Context, p *remote.Pusher, repo name.Repository, b B
 // of the index: an artifact manifest whose subject is the index. ggcr keeps
 // the referrers tag schema (tag sha256-<hex>) up to date on a registry
 // without the referrers API.
-func pushSBOM(ctx context.Context, p *remote.Pusher, l *layout.Layout, tag name.Tag, a *Artifact, rep *progress.Reporter, ropts []remote.Option) (*v1.Hash, error) {
+func pushSBOM(ctx context.Context, p *remote.Pusher, l *layout.Layout, tag name.Tag, a *Artifact, subject v1.Descriptor, rep *progress.Reporter, ropts []remote.Option) (*v1.Hash, error) {
 	path := l.Path(spec.SBOMFile)
 	fi, err := os.Lstat(path)
 	if errors.Is(err, fs.ErrNotExist) {
@@ -280,7 +425,6 @@ func pushSBOM(ctx context.Context, p *remote.Pusher, l *layout.Layout, tag name.
 	if err := p.Upload(ctx, tag.Context(), &bytesLayer{data: []byte("{}"), desc: empty.Desc}); err != nil {
 		return nil, err
 	}
-	subject := a.IndexDesc
 	m := v1.Manifest{
 		SchemaVersion: 2,
 		MediaType:     types.OCIManifestSchema1,
@@ -288,7 +432,7 @@ func pushSBOM(ctx context.Context, p *remote.Pusher, l *layout.Layout, tag name.
 		Config:        emptyDescriptor(),
 		Layers:        []v1.Descriptor{b.Desc},
 		Subject:       &v1.Descriptor{MediaType: subject.MediaType, Size: subject.Size, Digest: subject.Digest},
-		Annotations:   map[string]string{AnnotationCreated: a.created()},
+		Annotations:   map[string]string{AnnotationCreated: a.created(), AnnotationDescribes: a.ManifestDesc.Digest.String()},
 	}
 	raw, desc, err := marshal(m, types.OCIManifestSchema1)
 	if err != nil {

@@ -82,7 +82,7 @@ func TestSBOMOfAnotherImage(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := pushSBOM(ctx, p, l2, tag, a, progress.New(io.Discard), ropts); err != nil {
+	if _, err := pushSBOM(ctx, p, l2, tag, a, a.IndexDesc, progress.New(io.Discard), ropts); err != nil {
 		t.Fatal(err)
 	}
 
