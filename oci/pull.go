@@ -168,7 +168,7 @@ func Pull(ctx context.Context, ref, dir string, opts ...Option) (*Pulled, error)
 		g, gctx := errgroup.WithContext(ctx)
 		// Three blobs at a time, as oras, the largest first, so that the
 		// longest download starts at once; the first failure stops the
-		// others.
+		// others. The SBOM lookup and the initrd check run beside them.
 		slots := make(chan struct{}, 3)
 		if rep.Terminal() {
 			slots = make(chan struct{}, 1) // one progress bar at a time on a terminal
@@ -190,31 +190,6 @@ func Pull(ctx context.Context, ref, dir string, opts ...Option) (*Pulled, error)
 		}
 		if res.ImageForm {
 			checked = nil // its files came out of tar layers: verify them whole
-		}
-		bySize := slices.Clone(res.Files)
-		slices.SortStableFunc(bySize, func(a, b Blob) int { return cmp.Compare(b.Desc.Size, a.Desc.Size) })
-		for _, b := range bySize {
-			g.Go(func() error {
-				if !acquire() {
-					return gctx.Err()
-				}
-				defer func() { <-slots }()
-				dst := filepath.Join(tmp, b.Name)
-				ok, err := st.CopyTo(gctx, b.Desc, dst)
-				if err != nil {
-					return fmt.Errorf("%s: %w", b.Name, err)
-				}
-				if ok {
-					rep.Printf("%s: from the local store (%s)", b.Name, progress.Bytes(b.Desc.Size))
-				} else {
-					if err := fetch(gctx, client, res.Ref.Context(), b, st, dst, rep); err != nil {
-						return fmt.Errorf("pull %s: %s: %w", ref, b.Name, err)
-					}
-					fetched.Add(1)
-				}
-				close(done[b.Name])
-				return nil
-			})
 		}
 		var early []layout.VerifyOption
 		if !res.ImageForm {
@@ -271,7 +246,37 @@ func Pull(ctx context.Context, ref, dir string, opts ...Option) (*Pulled, error)
 				return nil
 			})
 		}
+		// The slots are taken here, in order, so the largest blob starts
+		// first.
+		bySize := slices.Clone(res.Files)
+		slices.SortStableFunc(bySize, func(a, b Blob) int { return cmp.Compare(b.Desc.Size, a.Desc.Size) })
+		for _, b := range bySize {
+			if !acquire() {
+				break // stopped: g.Wait or ctx has the error
+			}
+			g.Go(func() error {
+				defer func() { <-slots }()
+				dst := filepath.Join(tmp, b.Name)
+				ok, err := st.CopyTo(gctx, b.Desc, dst)
+				if err != nil {
+					return fmt.Errorf("%s: %w", b.Name, err)
+				}
+				if ok {
+					rep.Printf("%s: from the local store (%s)", b.Name, progress.Bytes(b.Desc.Size))
+				} else {
+					if err := fetch(gctx, client, res.Ref.Context(), b, st, dst, rep); err != nil {
+						return fmt.Errorf("pull %s: %s: %w", ref, b.Name, err)
+					}
+					fetched.Add(1)
+				}
+				close(done[b.Name])
+				return nil
+			})
+		}
 		if err := g.Wait(); err != nil {
+			return err
+		}
+		if err := ctx.Err(); err != nil {
 			return err
 		}
 		out.Fetched += int(fetched.Load())
