@@ -116,7 +116,25 @@ func push(ctx context.Context, l *layout.Layout, tag name.Tag, o options) (func(
 	if err != nil {
 		return nil, err
 	}
-	// Three blobs at a time, as oras and pull; the first failure stops the others.
+	sb, err := sbomBlob(ctx, l)
+	if err != nil {
+		return nil, err
+	}
+	// The index the tag will name is worked out (it reads what the tag
+	// names now) while the blobs go up.
+	type merged struct {
+		idx *mergedIndex
+		err error
+	}
+	mergedCh := make(chan merged, 1)
+	go func() {
+		idx, err := mergeIndex(ctx, tag, a, ropts)
+		mergedCh <- merged{idx, err}
+	}()
+	// Three blobs at a time, as oras and pull, the largest first (g.Go
+	// waits for a slot, so they start in this order); the first failure
+	// stops the others. The SBOM's blobs go up with them; its manifest is
+	// written only once Verify passed.
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(3)
 	if rep.Terminal() {
@@ -124,12 +142,25 @@ func push(ctx context.Context, l *layout.Layout, tag name.Tag, o options) (func(
 	}
 	var uploaded atomic.Int32
 	sent := map[v1.Hash]bool{}
+	var blobs []Blob
 	for _, b := range a.Blobs {
-		if sent[b.Desc.Digest] {
-			continue
+		if !sent[b.Desc.Digest] {
+			sent[b.Desc.Digest] = true
+			blobs = append(blobs, b)
 		}
-		sent[b.Desc.Digest] = true
+	}
+	if sb != nil {
+		blobs = append(blobs, *sb)
+	}
+	slices.SortStableFunc(blobs, func(x, y Blob) int { return cmp.Compare(y.Desc.Size, x.Desc.Size) })
+	for _, b := range blobs {
 		g.Go(func() error {
+			if b.Name == spec.SBOMFile {
+				if err := uploadSBOMBlobs(gctx, p, tag.Context(), b, rep, ropts); err != nil {
+					return fmt.Errorf("push %s: %s: %w", ref, b.Name, err)
+				}
+				return nil // not a blob of the image: not counted
+			}
 			up, err := uploadBlob(gctx, p, tag.Context(), b, mounts, rep, ropts)
 			if err != nil {
 				return fmt.Errorf("push %s: %s: %w", ref, b.Name, err)
@@ -140,34 +171,39 @@ func push(ctx context.Context, l *layout.Layout, tag name.Tag, o options) (func(
 			return nil
 		})
 	}
-	if err := g.Wait(); err != nil {
+	err = g.Wait()
+	m := <-mergedCh
+	if err != nil {
 		return nil, err
+	}
+	if m.err != nil {
+		return nil, fmt.Errorf("push %s: index: %w", ref, m.err)
 	}
 	out.Uploaded = int(uploaded.Load())
 	return func(ctx context.Context) (*Pushed, error) {
-		return writeManifests(ctx, p, l, tag, a, out, rep, ropts)
+		return writeManifests(ctx, p, tag, a, m.idx, sb, out, rep, ropts)
 	}, nil
 }
 
-func writeManifests(ctx context.Context, p *remote.Pusher, l *layout.Layout, tag name.Tag, a *Artifact, out *Pushed, rep *progress.Reporter, ropts []remote.Option) (*Pushed, error) {
+// writeManifests writes the image manifest, the index idx (under the
+// tag), and the SBOM's manifest when the layout has one (sb).
+func writeManifests(ctx context.Context, p *remote.Pusher, tag name.Tag, a *Artifact, idx *mergedIndex, sb *Blob, out *Pushed, rep *progress.Reporter, ropts []remote.Option) (*Pushed, error) {
 	ref := tag.String()
 	if err := p.Put(ctx, tag.Context().Digest(a.ManifestDesc.Digest.String()), rawManifest{a.Manifest, types.OCIManifestSchema1}); err != nil {
 		return nil, fmt.Errorf("push %s: manifest: %w", ref, err)
-	}
-	idx, err := mergeIndex(ctx, tag, a, ropts)
-	if err != nil {
-		return nil, fmt.Errorf("push %s: index: %w", ref, err)
 	}
 	if err := p.Put(ctx, tag, rawManifest{idx.raw, types.OCIImageIndex}); err != nil {
 		return nil, fmt.Errorf("push %s: index: %w", ref, err)
 	}
 	out.Index = idx.desc.Digest
 	rep.Printf("pushed %s@%s", tag, idx.desc.Digest)
-	sbom, err := pushSBOM(ctx, p, l, tag, a, idx.desc, rep, ropts)
-	if err != nil {
-		return nil, fmt.Errorf("push %s: %s: %w", ref, spec.SBOMFile, err)
+	if sb != nil {
+		sbom, err := pushSBOM(ctx, p, tag, a, idx.desc, *sb, rep)
+		if err != nil {
+			return nil, fmt.Errorf("push %s: %s: %w", ref, spec.SBOMFile, err)
+		}
+		out.SBOM = sbom
 	}
-	out.SBOM = sbom
 	if err := reattachSBOMs(ctx, p, tag, idx, rep, ropts); err != nil {
 		return nil, fmt.Errorf("push %s: the other platforms' %s: %w", ref, spec.SBOMFile, err)
 	}
@@ -390,11 +426,8 @@ func uploadBlob(ctx context.Context, p *remote.Pusher, repo name.Repository, b B
 	return sent, nil
 }
 
-// pushSBOM pushes sbom.spdx.json, if the layout holds one, as a referrer
-// of the index: an artifact manifest whose subject is the index. ggcr keeps
-// the referrers tag schema (tag sha256-<hex>) up to date on a registry
-// without the referrers API.
-func pushSBOM(ctx context.Context, p *remote.Pusher, l *layout.Layout, tag name.Tag, a *Artifact, subject v1.Descriptor, rep *progress.Reporter, ropts []remote.Option) (*v1.Hash, error) {
+// sbomBlob is the layout's sbom.spdx.json as a blob, nil when it has none.
+func sbomBlob(ctx context.Context, l *layout.Layout) (*Blob, error) {
 	path := l.Path(spec.SBOMFile)
 	fi, err := os.Lstat(path)
 	if errors.Is(err, fs.ErrNotExist) {
@@ -414,17 +447,27 @@ func pushSBOM(ctx context.Context, p *remote.Pusher, l *layout.Layout, tag name.
 	if err != nil {
 		return nil, err
 	}
-	b := Blob{Name: spec.SBOMFile, Path: path, Desc: v1.Descriptor{
+	return &Blob{Name: spec.SBOMFile, Path: path, Desc: v1.Descriptor{
 		MediaType: SBOMMediaType, Size: ref.Size, Digest: h,
 		Annotations: map[string]string{AnnotationTitle: spec.SBOMFile},
-	}}
-	if _, err := uploadBlob(ctx, p, tag.Context(), b, nil, rep, ropts); err != nil {
-		return nil, err
+	}}, nil
+}
+
+// uploadSBOMBlobs sends the blobs of the SBOM's manifest: the SBOM and the
+// empty config.
+func uploadSBOMBlobs(ctx context.Context, p *remote.Pusher, repo name.Repository, b Blob, rep *progress.Reporter, ropts []remote.Option) error {
+	if _, err := uploadBlob(ctx, p, repo, b, nil, rep, ropts); err != nil {
+		return err
 	}
-	empty := Blob{Name: "empty config", Desc: emptyDescriptor()}
-	if err := p.Upload(ctx, tag.Context(), &bytesLayer{data: []byte("{}"), desc: empty.Desc}); err != nil {
-		return nil, err
-	}
+	return p.Upload(ctx, repo, &bytesLayer{data: []byte("{}"), desc: emptyDescriptor()})
+}
+
+// pushSBOM writes the manifest of the SBOM b (its blobs sent by
+// uploadSBOMBlobs) as a referrer of subject, the index: an artifact
+// manifest that names the image manifest it describes. ggcr keeps the
+// referrers tag schema (tag sha256-<hex>) up to date on a registry without
+// the referrers API.
+func pushSBOM(ctx context.Context, p *remote.Pusher, tag name.Tag, a *Artifact, subject v1.Descriptor, b Blob, rep *progress.Reporter) (*v1.Hash, error) {
 	m := v1.Manifest{
 		SchemaVersion: 2,
 		MediaType:     types.OCIManifestSchema1,
