@@ -41,13 +41,15 @@ type Pushed struct {
 }
 
 // Push writes the layout l to the registry as ref (a tag): its blobs, its
-// image manifest, the index the tag names, and sbom.spdx.json, when the
-// layout holds one, as a referrer of the index (the SBOM is no blob of the
-// image: it describes it, and Verify checks that it describes this
-// rootfs.img). l is verified while the
-// blobs go up, and no manifest is written unless it passes. Blobs
-// are streamed from their files; one the registry has already is not sent,
-// and one another repository of WithMountFrom has is mounted.
+// image manifest, the index the tag names (merged into the one it names
+// already when that is ours: other platforms' entries are kept, the
+// layout's platform's replaced), and sbom.spdx.json, when the layout holds
+// one, as a referrer of the index (the SBOM is no blob of the image: it
+// describes it, and Verify checks that it describes this rootfs.img). l is
+// verified while the blobs go up, and no manifest is written unless it
+// passes. Blobs are streamed from their files; one the registry has
+// already is not sent, and one another repository of WithMountFrom has is
+// mounted.
 func Push(ctx context.Context, l *layout.Layout, ref string, opts ...Option) (*Pushed, error) {
 	o := makeOptions(opts)
 	r, err := o.parseRef(ref)
