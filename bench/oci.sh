@@ -3,12 +3,13 @@
 # registry: example/hello-node, and a 2 GiB rootfs to show that memory does
 # not grow with the blob size. Prints markdown tables.
 #   bench/oci.sh             (needs bin/uni, oras and registry on PATH or in GOBIN)
+#   UNI=/path/to/uni bench/oci.sh   measures another uni build (before/after)
 # ROUNDS=n sets the rounds (default 5; 3 for the 2 GiB image).
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 cd "$repo"
 export PATH="$PATH:$(go env GOPATH)/bin"
-uni=$repo/bin/uni
+uni=${UNI:-$repo/bin/uni}
 work=$(mktemp -d)
 trap 'kill $regpid 2>/dev/null; rm -rf "$work"' EXIT
 

@@ -107,7 +107,11 @@ func (b *Bundle) Verify() error {
 // Ref is the reference an image config records for this bundle, under the
 // name it was asked for.
 func (b *Bundle) Ref(name string) spec.KernelRef {
-	return spec.KernelRef{Name: name, Release: b.Desc.Release, Digest: b.Desc.Digest}
+	ref := spec.KernelRef{Name: name, Release: b.Desc.Release, Digest: b.Desc.Digest}
+	if b.Desc.Arch != spec.DefaultArch {
+		ref.Arch = b.Desc.Arch // empty for amd64: config.json stays as it was
+	}
+	return ref
 }
 
 // KernelPath is the host path of the kernel image (bzImage).

@@ -549,3 +549,94 @@ func TestVerifyWithCheckedFiles(t *testing.T) {
 		}
 	}
 }
+
+// TestCheckInitrdEarly: CheckInitrd, run before the rest of a layout is
+// there, is what Verify takes for the initrd with WithCheckedInitrd; a
+// check made against another config.json, or of an initrd that changed
+// since, does not stand: Verify reads the initrd again and finds it.
+func TestCheckInitrdEarly(t *testing.T) {
+	ctx := context.Background()
+	dir, cfg := newLayout(t, layouttest.Config(), layouttest.Files{})
+	c, err := CheckInitrd(ctx, filepath.Join(dir, spec.InitrdFile), &cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fi, err := os.Stat(filepath.Join(dir, spec.InitrdFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.File.Size != fi.Size() || !strings.HasPrefix(c.File.Digest, "sha256:") {
+		t.Fatalf("the check says %+v of a %d-byte initrd", c.File, fi.Size())
+	}
+	l, err := Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Verify(ctx, WithCheckedInitrd(c)); err != nil {
+		t.Fatalf("Verify with the early check: %v", err)
+	}
+
+	// A config.json whose init config differs from the initrd's: the early
+	// check refuses it, and a check made against another config.json
+	// does not make Verify accept it.
+	other := cfg
+	other.Env = append([]string{"EXTRA=1"}, cfg.Env...)
+	if _, err := CheckInitrd(ctx, filepath.Join(dir, spec.InitrdFile), &other); !errors.Is(err, ErrMismatch) || !strings.Contains(err.Error(), "env") {
+		t.Fatalf("CheckInitrd against another env: %v, want ErrMismatch naming env", err)
+	}
+	writeConfig(t, dir, other)
+	l, err = Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Verify(ctx, WithCheckedInitrd(c)); !errors.Is(err, ErrMismatch) {
+		t.Fatalf("Verify of a config.json the check was not made against: %v, want ErrMismatch", err)
+	}
+
+	// An initrd that changed size since it was checked.
+	writeConfig(t, dir, cfg)
+	f, err := os.OpenFile(filepath.Join(dir, spec.InitrdFile), os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Write([]byte{0})
+	f.Close()
+	l, err = Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Verify(ctx, WithCheckedInitrd(c)); !errors.Is(err, ErrMismatch) {
+		t.Fatalf("Verify of an initrd grown since its check: %v, want ErrMismatch", err)
+	}
+	if _, err := CheckInitrd(ctx, filepath.Join(dir, spec.InitrdFile), &cfg); err == nil {
+		t.Fatal("CheckInitrd of an initrd with a byte after its compressed stream passed")
+	}
+}
+
+// TestKernelArch: kernel.arch names the image's architecture when it is not
+// amd64; an amd64 image's config.json has no such key (its bytes stay
+// those of earlier builds), and an unknown architecture is refused.
+func TestKernelArch(t *testing.T) {
+	cfg := layouttest.Config()
+	data, err := json.Marshal(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bytes.Contains(data, []byte(`"arch"`)) || cfg.Arch() != "amd64" {
+		t.Fatalf("an amd64 config: arch %q, JSON %s", cfg.Arch(), data)
+	}
+	cfg.Kernel.Arch = "arm64"
+	dir, cfg := newLayout(t, cfg, layouttest.Files{})
+	l, err := Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := l.Config(); got.Arch() != "arm64" {
+		t.Fatalf("arch read back: %q", got.Arch())
+	}
+	cfg.Kernel.Arch = "sparc"
+	writeConfig(t, dir, cfg)
+	if _, err := Open(dir); err == nil || !strings.Contains(err.Error(), "kernel.arch") {
+		t.Fatalf("kernel.arch sparc: %v, want an error naming kernel.arch", err)
+	}
+}

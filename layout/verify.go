@@ -11,6 +11,8 @@ import (
 	"hash"
 	"io"
 	"os"
+	"path/filepath"
+	"reflect"
 	"slices"
 
 	"github.com/uniforge/packer-plugin-unikernel/image/initrd"
@@ -71,7 +73,7 @@ func (l *Layout) Verify(ctx context.Context, opts ...VerifyOption) error {
 	if err := l.verifyKernel(ctx, checked); err != nil {
 		return err
 	}
-	if err := l.verifyInitrd(ctx); err != nil {
+	if err := l.verifyInitrd(ctx, vo.initrd); err != nil {
 		return err
 	}
 	// disk.img and sbom.spdx.json are optional: they travel on their own
@@ -123,7 +125,11 @@ func (l *Layout) VerifySBOM(ctx context.Context) error {
 }
 
 func (l *Layout) mismatch(file, format string, args ...any) error {
-	return fmt.Errorf("%s: %s %w: %s", l.dir, file, ErrMismatch, fmt.Sprintf(format, args...))
+	return mismatch(l.dir, file, format, args...)
+}
+
+func mismatch(dir, file, format string, args ...any) error {
+	return fmt.Errorf("%s: %s %w: %s", dir, file, ErrMismatch, fmt.Sprintf(format, args...))
 }
 
 func (l *Layout) verifyKernel(ctx context.Context, checked map[string]spec.FileRef) error {
@@ -142,48 +148,87 @@ func (l *Layout) verifyKernel(ctx context.Context, checked map[string]spec.FileR
 	return nil
 }
 
-// verifyInitrd reads the init config out of the initrd, strictly, and
-// compares it with the one config.json implies, hashing the initrd on the
-// way when config.json records its digest.
-func (l *Layout) verifyInitrd(ctx context.Context) error {
-	f, err := os.Open(l.Path(spec.InitrdFile))
+// InitrdCheck is what CheckInitrd found: the initrd's size and sha256 and
+// the init config inside it, which matched the config.json it was given.
+type InitrdCheck struct {
+	File    spec.FileRef
+	against spec.InitConfig // what the config.json it was given implies
+}
+
+// CheckInitrd reads the initrd at p strictly, to its end (a duplicate
+// entry or anything after the compressed stream is an error), hashes it on
+// the way, and compares the init config inside it (the one the guest
+// really runs) with the one cfg implies, and its size and sha256 with cfg's
+// initrd when cfg records them. Verify does this; a caller that has
+// config.json and the initrd before the rest of a layout (a pull, while
+// rootfs.img still streams) can do it early and hand the result to Verify
+// with WithCheckedInitrd.
+func CheckInitrd(ctx context.Context, p string, cfg *spec.ImageConfig) (InitrdCheck, error) {
+	dir := filepath.Dir(p)
+	f, err := os.Open(p)
 	if err != nil {
-		return err
+		return InitrdCheck{}, err
 	}
 	defer f.Close()
 	h := sha256.New()
 	n := &countingReader{r: ctxio.Reader(ctx, f)}
 	data, err := initrd.ReadFile(io.TeeReader(n, h), spec.InitConfigPath, maxInitConfig)
 	if err != nil {
-		return fmt.Errorf("%s: %s: %w", l.dir, spec.InitrdFile, err)
+		return InitrdCheck{}, fmt.Errorf("%s: %s: %w", dir, spec.InitrdFile, err)
 	}
-	if ref := l.config.Initrd; ref != nil {
-		// ReadFile read to the end of the compressed stream; a byte after it
-		// is an error there, so the hash covers the whole file.
-		if _, err := io.Copy(h, n); err != nil {
-			return err
+	// ReadFile read to the end of the compressed stream; a byte after it
+	// is an error there, so the hash covers the whole file.
+	if _, err := io.Copy(h, n); err != nil {
+		return InitrdCheck{}, err
+	}
+	c := InitrdCheck{File: spec.FileRef{Digest: digest(h), Size: n.n}}
+	if ref := cfg.Initrd; ref != nil {
+		if c.File.Size != ref.Size {
+			return InitrdCheck{}, mismatch(dir, spec.InitrdFile, "%d bytes, config.json initrd.size says %d", c.File.Size, ref.Size)
 		}
-		if n.n != ref.Size {
-			return l.mismatch(spec.InitrdFile, "%d bytes, config.json initrd.size says %d", n.n, ref.Size)
-		}
-		if sum := digest(h); sum != ref.Digest {
-			return l.mismatch(spec.InitrdFile, "sha256 is %s, config.json initrd.digest says %s", sum, ref.Digest)
+		if c.File.Digest != ref.Digest {
+			return InitrdCheck{}, mismatch(dir, spec.InitrdFile, "sha256 is %s, config.json initrd.digest says %s", c.File.Digest, ref.Digest)
 		}
 	}
 	var got spec.InitConfig
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&got); err != nil {
-		return fmt.Errorf("%s: %s: %s: %w", l.dir, spec.InitrdFile, spec.InitConfigPath, err)
+		return InitrdCheck{}, fmt.Errorf("%s: %s: %s: %w", dir, spec.InitrdFile, spec.InitConfigPath, err)
 	}
-	return l.compareInit(got, l.config.InitConfig())
+	c.against = cfg.InitConfig()
+	if err := compareInit(dir, got, c.against); err != nil {
+		return InitrdCheck{}, err
+	}
+	return c, nil
+}
+
+// verifyInitrd checks the initrd with CheckInitrd, unless the caller did
+// (WithCheckedInitrd) for this config.json and a file of the size it saw;
+// its digest then stands for the file, as WithCheckedFiles' digests do.
+func (l *Layout) verifyInitrd(ctx context.Context, early *InitrdCheck) error {
+	if early != nil && reflect.DeepEqual(early.against, l.config.InitConfig()) {
+		fi, err := os.Lstat(l.Path(spec.InitrdFile))
+		if err != nil {
+			return err
+		}
+		if fi.Size() != early.File.Size {
+			return l.mismatch(spec.InitrdFile, "changed since it was checked")
+		}
+		if ref := l.config.Initrd; ref != nil && *ref != early.File {
+			return l.mismatch(spec.InitrdFile, "sha256 is %s (%d bytes), config.json initrd says %s (%d bytes)", early.File.Digest, early.File.Size, ref.Digest, ref.Size)
+		}
+		return nil
+	}
+	_, err := CheckInitrd(ctx, l.Path(spec.InitrdFile), &l.config)
+	return err
 }
 
 // compareInit names the first field where the initrd's init config differs
 // from config.json's.
-func (l *Layout) compareInit(got, want spec.InitConfig) error {
+func compareInit(dir string, got, want spec.InitConfig) error {
 	differ := func(initField, cfgField string, g, w any) error {
-		return l.mismatch(spec.InitrdFile, "%s %s is %s, config.json %s says %s", spec.InitConfigPath, initField, show(g), cfgField, show(w))
+		return mismatch(dir, spec.InitrdFile, "%s %s is %s, config.json %s says %s", spec.InitConfigPath, initField, show(g), cfgField, show(w))
 	}
 	switch {
 	case !slices.Equal(got.Args, want.Args):
@@ -314,7 +359,10 @@ func HashRootfs(ctx context.Context, p string) (spec.RootfsRef, error) {
 // VerifyOption adjusts Verify.
 type VerifyOption func(*verifyOptions)
 
-type verifyOptions struct{ checked map[string]spec.FileRef }
+type verifyOptions struct {
+	checked map[string]spec.FileRef
+	initrd  *InitrdCheck
+}
 
 // WithCheckedFiles tells Verify the sha256 and size of files that the
 // caller has just checked while writing them (a pull checks every blob
@@ -323,6 +371,14 @@ type verifyOptions struct{ checked map[string]spec.FileRef }
 // verified as usual.
 func WithCheckedFiles(files map[string]spec.FileRef) VerifyOption {
 	return func(o *verifyOptions) { o.checked = files }
+}
+
+// WithCheckedInitrd tells Verify that CheckInitrd passed on the layout's
+// initrd (c, its result): Verify takes it for the initrd of that size
+// when the config.json it reads implies the same init config, and checks
+// the initrd again otherwise.
+func WithCheckedInitrd(c InitrdCheck) VerifyOption {
+	return func(o *verifyOptions) { o.initrd = &c }
 }
 
 // hashSuperblock is the sha256 of the first spec.SuperblockBytes of p,

@@ -107,7 +107,8 @@ func NewArtifact(cfg spec.ImageConfig, files []layout.File, withDisk bool) (*Art
 		return nil, err
 	}
 	a.ManifestDesc.ArtifactType = ArtifactType
-	a.ManifestDesc.Platform = &v1.Platform{OS: PlatformOS, Architecture: PlatformArch}
+	platform := Platform(cfg)
+	a.ManifestDesc.Platform = &platform
 	idx := v1.IndexManifest{
 		SchemaVersion: 2,
 		MediaType:     types.OCIImageIndex,
@@ -119,6 +120,16 @@ func NewArtifact(cfg spec.ImageConfig, files []layout.File, withDisk bool) (*Art
 		return nil, err
 	}
 	return a, nil
+}
+
+// Platform is the index entry's platform of an image: linux, and its
+// kernel's architecture in OCI's spelling.
+func Platform(cfg spec.ImageConfig) v1.Platform {
+	arch := cfg.Arch()
+	if arch == "i386" {
+		arch = "386" // Debian's spelling to OCI's (GOARCH)
+	}
+	return v1.Platform{OS: PlatformOS, Architecture: arch}
 }
 
 // Annotations are the manifest's and the index's: created from the

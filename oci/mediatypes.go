@@ -50,9 +50,13 @@ const (
 	AnnotationKernelRelease = "io.uniforge.unikernel.kernel.release"
 	// AnnotationKernelDigest is the sha256 of the kernel bundle the image was built on.
 	AnnotationKernelDigest = "io.uniforge.unikernel.kernel.digest"
+	// AnnotationDescribes, on an SBOM manifest, is the digest of the image
+	// manifest (one platform's) whose rootfs.img the SBOM describes: its
+	// subject is the index, which several platforms share.
+	AnnotationDescribes = "io.uniforge.unikernel.sbom.describes"
 )
 
-// Platform of the images uni builds today.
+// The platform uni pull takes by default; an image's own is Platform's.
 const (
 	PlatformOS   = "linux"
 	PlatformArch = "amd64"

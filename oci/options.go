@@ -30,8 +30,9 @@ type options struct {
 	transport http.RoundTripper
 	platform  string
 	maxFile   int64
-	store     string // the content store's directory; "" = in the cache
-	epoch     int64  // the time stamped on the images uni writes (SOURCE_DATE_EPOCH)
+	store     string         // the content store's directory; "" = in the cache
+	epoch     int64          // the time stamped on the images uni writes (SOURCE_DATE_EPOCH)
+	puller    *remote.Puller // shared by one operation's reads, so the registry is pinged once
 }
 
 // WithInsecure allows plain HTTP to any registry (loopback registries get
@@ -104,7 +105,7 @@ var retryBackoff = remote.Backoff{Duration: time.Second, Factor: 2, Jitter: 0.1,
 
 // remoteOptions are ggcr's options for one operation.
 func (o *options) remoteOptions(ctx context.Context) []remote.Option {
-	return []remote.Option{
+	ropts := []remote.Option{
 		remote.WithContext(ctx),
 		remote.WithAuthFromKeychain(o.keychain),
 		remote.WithTransport(&httpGuard{next: o.transport, insecure: o.insecure}),
@@ -112,6 +113,10 @@ func (o *options) remoteOptions(ctx context.Context) []remote.Option {
 		remote.WithRetryStatusCodes(retryStatusCodes...),
 		remote.WithUserAgent("uni"),
 	}
+	if o.puller != nil {
+		ropts = append(ropts, remote.Reuse(o.puller))
+	}
+	return ropts
 }
 
 // httpGuard keeps plain HTTP to loopback hosts, unless the user said

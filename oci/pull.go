@@ -2,12 +2,15 @@ package oci
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"path/filepath"
+	"slices"
 	"sync/atomic"
 
 	"github.com/google/go-containerregistry/pkg/name"
@@ -121,20 +124,40 @@ func Pull(ctx context.Context, ref, dir string, opts ...Option) (*Pulled, error)
 	if err := image.PrepareOutput(dir); err != nil {
 		return nil, err
 	}
-	res, err := o.resolve(ctx, ref)
+	r, err := o.parseRef(ref)
 	if err != nil {
 		return nil, err
 	}
+	// One puller for the manifests and the SBOM lookup, so the registry is
+	// pinged (and a token fetched) once; the blob client, which needs only
+	// the repository, is made meanwhile.
+	if o.puller, err = remote.NewPuller(o.remoteOptions(ctx)...); err != nil {
+		return nil, err
+	}
+	type clientResult struct {
+		c   *http.Client
+		err error
+	}
+	clientCh := make(chan clientResult, 1)
+	go func() {
+		c, err := o.blobClient(ctx, r.Context())
+		clientCh <- clientResult{c, err}
+	}()
+	res, err := o.resolve(ctx, ref)
+	cr := <-clientCh
+	if err != nil {
+		return nil, err
+	}
+	if cr.err != nil {
+		return nil, cr.err
+	}
+	client := cr.c
 	st, err := OpenStore(o.store)
 	if err != nil {
 		return nil, err
 	}
 	rep := progress.New(o.log)
 	out := &Pulled{Dir: dir, Manifest: res.ManifestDigest}
-	client, err := o.blobClient(ctx, res.Ref.Context())
-	if err != nil {
-		return nil, err
-	}
 	err = image.WriteOutput(dir, func(tmp string) error {
 		if res.ImageForm {
 			if err := pullImageForm(ctx, client, res.Ref.Context(), res.Manifest, tmp, o.maxFile, rep); err != nil {
@@ -142,48 +165,76 @@ func Pull(ctx context.Context, ref, dir string, opts ...Option) (*Pulled, error)
 			}
 			out.Fetched = len(res.Manifest.Layers)
 		}
-		// Three blobs at a time, as oras; the first failure stops the others.
 		g, gctx := errgroup.WithContext(ctx)
-		g.SetLimit(3)
+		// Three blobs at a time, as oras, the largest first, so that the
+		// longest download starts at once; the first failure stops the
+		// others. The SBOM lookup and the initrd check run beside them.
+		slots := make(chan struct{}, 3)
 		if rep.Terminal() {
-			g.SetLimit(1) // one progress bar at a time on a terminal
+			slots = make(chan struct{}, 1) // one progress bar at a time on a terminal
+		}
+		acquire := func() bool {
+			select {
+			case slots <- struct{}{}:
+				return true
+			case <-gctx.Done():
+				return false
+			}
 		}
 		var fetched atomic.Int32
 		checked := map[string]spec.FileRef{}
+		done := map[string]chan struct{}{}
 		for _, b := range res.Files {
 			checked[b.Name] = spec.FileRef{Digest: b.Desc.Digest.String(), Size: b.Desc.Size}
+			done[b.Name] = make(chan struct{})
 		}
 		if res.ImageForm {
 			checked = nil // its files came out of tar layers: verify them whole
 		}
-		for _, b := range res.Files {
+		var early []layout.VerifyOption
+		if !res.ImageForm {
+			// The initrd is checked against config.json (the strict reading
+			// of the whole initrd, to compare the init config in it) as soon
+			// as both are here, while rootfs.img still streams; Verify takes
+			// the result.
 			g.Go(func() error {
-				dst := filepath.Join(tmp, b.Name)
-				ok, err := st.CopyTo(gctx, b.Desc, dst)
+				for _, n := range []string{spec.ConfigFile, spec.InitrdFile} {
+					select {
+					case <-done[n]:
+					case <-gctx.Done():
+						return nil // the error is another goroutine's
+					}
+				}
+				data, err := os.ReadFile(filepath.Join(tmp, spec.ConfigFile))
 				if err != nil {
-					return fmt.Errorf("%s: %w", b.Name, err)
+					return err
 				}
-				if ok {
-					rep.Printf("%s: from the local store (%s)", b.Name, progress.Bytes(b.Desc.Size))
-					return nil
+				cfg, err := layout.ParseConfig(data)
+				if err != nil {
+					return fmt.Errorf("pull %s: %s: %w", ref, spec.ConfigFile, err)
 				}
-				if err := fetch(gctx, client, res.Ref.Context(), b, st, dst, rep); err != nil {
-					return fmt.Errorf("pull %s: %s: %w", ref, b.Name, err)
+				c, err := layout.CheckInitrd(gctx, filepath.Join(tmp, spec.InitrdFile), cfg)
+				if err != nil {
+					return fmt.Errorf("pull %s: %w", ref, err)
 				}
-				fetched.Add(1)
+				early = append(early, layout.WithCheckedInitrd(c))
 				return nil
 			})
-		}
-		if !res.ImageForm {
 			// The SBOM is a referrer of the pushed image; bring it, beside
 			// the other blobs, when the registry has one. Verify checks
 			// that it describes this image's rootfs.img.
 			g.Go(func() error {
 				repo, desc, err := findSBOM(gctx, res, o)
 				if err != nil {
-					rep.Printf("no %s: %v", spec.SBOMFile, err)
+					if gctx.Err() == nil {
+						rep.Printf("no %s: %v", spec.SBOMFile, err)
+					}
 					return nil
 				}
+				if !acquire() {
+					return gctx.Err()
+				}
+				defer func() { <-slots }()
 				dst := filepath.Join(tmp, spec.SBOMFile)
 				ok, err := st.CopyTo(gctx, desc, dst)
 				if err == nil && !ok {
@@ -195,7 +246,37 @@ func Pull(ctx context.Context, ref, dir string, opts ...Option) (*Pulled, error)
 				return nil
 			})
 		}
+		// The slots are taken here, in order, so the largest blob starts
+		// first.
+		bySize := slices.Clone(res.Files)
+		slices.SortStableFunc(bySize, func(a, b Blob) int { return cmp.Compare(b.Desc.Size, a.Desc.Size) })
+		for _, b := range bySize {
+			if !acquire() {
+				break // stopped: g.Wait or ctx has the error
+			}
+			g.Go(func() error {
+				defer func() { <-slots }()
+				dst := filepath.Join(tmp, b.Name)
+				ok, err := st.CopyTo(gctx, b.Desc, dst)
+				if err != nil {
+					return fmt.Errorf("%s: %w", b.Name, err)
+				}
+				if ok {
+					rep.Printf("%s: from the local store (%s)", b.Name, progress.Bytes(b.Desc.Size))
+				} else {
+					if err := fetch(gctx, client, res.Ref.Context(), b, st, dst, rep); err != nil {
+						return fmt.Errorf("pull %s: %s: %w", ref, b.Name, err)
+					}
+					fetched.Add(1)
+				}
+				close(done[b.Name])
+				return nil
+			})
+		}
 		if err := g.Wait(); err != nil {
+			return err
+		}
+		if err := ctx.Err(); err != nil {
 			return err
 		}
 		out.Fetched += int(fetched.Load())
@@ -205,7 +286,7 @@ func Pull(ctx context.Context, ref, dir string, opts ...Option) (*Pulled, error)
 		}
 		// Every blob was checked against its digest as it was written.
 		out.Checked = checked
-		if err := l.Verify(ctx, layout.WithCheckedFiles(checked)); err != nil {
+		if err := l.Verify(ctx, append(early, layout.WithCheckedFiles(checked))...); err != nil {
 			return fmt.Errorf("pull %s: %w", ref, err)
 		}
 		return nil

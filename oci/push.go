@@ -2,6 +2,7 @@ package oci
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -11,12 +12,16 @@ import (
 	"hash"
 	"io"
 	"io/fs"
+	"maps"
+	"net/http"
 	"os"
+	"slices"
 	"sync/atomic"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 	"golang.org/x/sync/errgroup"
 
@@ -29,20 +34,22 @@ import (
 // Pushed says what Push wrote.
 type Pushed struct {
 	Ref      string  // repo:tag as pushed
-	Index    v1.Hash // what the tag names
-	Manifest v1.Hash // the linux/amd64 image manifest
+	Index    v1.Hash // what the tag names: the index, other platforms' entries kept
+	Manifest v1.Hash // the image manifest of the layout's platform
 	SBOM     *v1.Hash
 	Uploaded int // blobs sent (not already there, not mounted)
 }
 
 // Push writes the layout l to the registry as ref (a tag): its blobs, its
-// image manifest, the index the tag names, and sbom.spdx.json, when the
-// layout holds one, as a referrer of the index (the SBOM is no blob of the
-// image: it describes it, and Verify checks that it describes this
-// rootfs.img). l is verified while the
-// blobs go up, and no manifest is written unless it passes. Blobs
-// are streamed from their files; one the registry has already is not sent,
-// and one another repository of WithMountFrom has is mounted.
+// image manifest, the index the tag names (merged into the one it names
+// already when that is ours: other platforms' entries are kept, the
+// layout's platform's replaced), and sbom.spdx.json, when the layout holds
+// one, as a referrer of the index (the SBOM is no blob of the image: it
+// describes it, and Verify checks that it describes this rootfs.img). l is
+// verified while the blobs go up, and no manifest is written unless it
+// passes. Blobs are streamed from their files; one the registry has
+// already is not sent, and one another repository of WithMountFrom has is
+// mounted.
 func Push(ctx context.Context, l *layout.Layout, ref string, opts ...Option) (*Pushed, error) {
 	o := makeOptions(opts)
 	r, err := o.parseRef(ref)
@@ -111,7 +118,25 @@ func push(ctx context.Context, l *layout.Layout, tag name.Tag, o options) (func(
 	if err != nil {
 		return nil, err
 	}
-	// Three blobs at a time, as oras and pull; the first failure stops the others.
+	sb, err := sbomBlob(ctx, l)
+	if err != nil {
+		return nil, err
+	}
+	// The index the tag will name is worked out (it reads what the tag
+	// names now) while the blobs go up.
+	type merged struct {
+		idx *mergedIndex
+		err error
+	}
+	mergedCh := make(chan merged, 1)
+	go func() {
+		idx, err := mergeIndex(ctx, tag, a, ropts)
+		mergedCh <- merged{idx, err}
+	}()
+	// Three blobs at a time, as oras and pull, the largest first (g.Go
+	// waits for a slot, so they start in this order); the first failure
+	// stops the others. The SBOM's blobs go up with them; its manifest is
+	// written only once Verify passed.
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(3)
 	if rep.Terminal() {
@@ -119,12 +144,25 @@ func push(ctx context.Context, l *layout.Layout, tag name.Tag, o options) (func(
 	}
 	var uploaded atomic.Int32
 	sent := map[v1.Hash]bool{}
+	var blobs []Blob
 	for _, b := range a.Blobs {
-		if sent[b.Desc.Digest] {
-			continue
+		if !sent[b.Desc.Digest] {
+			sent[b.Desc.Digest] = true
+			blobs = append(blobs, b)
 		}
-		sent[b.Desc.Digest] = true
+	}
+	if sb != nil {
+		blobs = append(blobs, *sb)
+	}
+	slices.SortStableFunc(blobs, func(x, y Blob) int { return cmp.Compare(y.Desc.Size, x.Desc.Size) })
+	for _, b := range blobs {
 		g.Go(func() error {
+			if b.Name == spec.SBOMFile {
+				if err := uploadSBOMBlobs(gctx, p, tag.Context(), b, rep, ropts); err != nil {
+					return fmt.Errorf("push %s: %s: %w", ref, b.Name, err)
+				}
+				return nil // not a blob of the image: not counted
+			}
 			up, err := uploadBlob(gctx, p, tag.Context(), b, mounts, rep, ropts)
 			if err != nil {
 				return fmt.Errorf("push %s: %s: %w", ref, b.Name, err)
@@ -135,30 +173,175 @@ func push(ctx context.Context, l *layout.Layout, tag name.Tag, o options) (func(
 			return nil
 		})
 	}
-	if err := g.Wait(); err != nil {
+	err = g.Wait()
+	m := <-mergedCh
+	if err != nil {
 		return nil, err
+	}
+	if m.err != nil {
+		return nil, fmt.Errorf("push %s: index: %w", ref, m.err)
 	}
 	out.Uploaded = int(uploaded.Load())
 	return func(ctx context.Context) (*Pushed, error) {
-		return writeManifests(ctx, p, l, tag, a, out, rep, ropts)
+		return writeManifests(ctx, p, tag, a, m.idx, sb, out, rep, ropts)
 	}, nil
 }
 
-func writeManifests(ctx context.Context, p *remote.Pusher, l *layout.Layout, tag name.Tag, a *Artifact, out *Pushed, rep *progress.Reporter, ropts []remote.Option) (*Pushed, error) {
+// writeManifests writes the image manifest, the index idx (under the
+// tag), and the SBOM's manifest when the layout has one (sb).
+func writeManifests(ctx context.Context, p *remote.Pusher, tag name.Tag, a *Artifact, idx *mergedIndex, sb *Blob, out *Pushed, rep *progress.Reporter, ropts []remote.Option) (*Pushed, error) {
 	ref := tag.String()
 	if err := p.Put(ctx, tag.Context().Digest(a.ManifestDesc.Digest.String()), rawManifest{a.Manifest, types.OCIManifestSchema1}); err != nil {
 		return nil, fmt.Errorf("push %s: manifest: %w", ref, err)
 	}
-	if err := p.Put(ctx, tag, rawManifest{a.Index, types.OCIImageIndex}); err != nil {
+	if err := p.Put(ctx, tag, rawManifest{idx.raw, types.OCIImageIndex}); err != nil {
 		return nil, fmt.Errorf("push %s: index: %w", ref, err)
 	}
-	rep.Printf("pushed %s@%s", tag, a.IndexDesc.Digest)
-	sbom, err := pushSBOM(ctx, p, l, tag, a, rep, ropts)
-	if err != nil {
-		return nil, fmt.Errorf("push %s: %s: %w", ref, spec.SBOMFile, err)
+	out.Index = idx.desc.Digest
+	rep.Printf("pushed %s@%s", tag, idx.desc.Digest)
+	if sb != nil {
+		sbom, err := pushSBOM(ctx, p, tag, a, idx.desc, *sb, rep)
+		if err != nil {
+			return nil, fmt.Errorf("push %s: %s: %w", ref, spec.SBOMFile, err)
+		}
+		out.SBOM = sbom
 	}
-	out.SBOM = sbom
+	if err := reattachSBOMs(ctx, p, tag, idx, rep, ropts); err != nil {
+		return nil, fmt.Errorf("push %s: the other platforms' %s: %w", ref, spec.SBOMFile, err)
+	}
 	return out, nil
+}
+
+// mergedIndex is the index a push writes, and what it kept of the one the
+// tag named before.
+type mergedIndex struct {
+	raw  []byte
+	desc v1.Descriptor
+	// prev is the index the tag named, when entries of other platforms
+	// were kept from it (kept), to move their SBOMs to the new index.
+	prev *v1.Descriptor
+	kept []v1.Descriptor
+}
+
+// mergeIndex is the index for the tag: when the tag names an index of
+// ours, its entries for other platforms are kept and the one for the
+// layout's platform is replaced; otherwise the artifact's one-entry index.
+// Entries are sorted by platform, and the index's annotations are those
+// every entry's manifest shares, so the same layout pushed twice gives the
+// same index whatever was pushed between.
+func mergeIndex(ctx context.Context, tag name.Tag, a *Artifact, ropts []remote.Option) (*mergedIndex, error) {
+	fresh := &mergedIndex{raw: a.Index, desc: a.IndexDesc}
+	d, err := remote.Get(tag, ropts...)
+	var terr *transport.Error
+	if errors.As(err, &terr) && terr.StatusCode == http.StatusNotFound {
+		return fresh, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	if d.MediaType != types.OCIImageIndex || len(d.Manifest) > MaxManifestBytes {
+		return fresh, nil // not an index of ours: the tag moves to the new one
+	}
+	var prev v1.IndexManifest
+	if err := json.Unmarshal(d.Manifest, &prev); err != nil || prev.ArtifactType != ArtifactType {
+		return fresh, nil
+	}
+	ours := a.ManifestDesc.Platform
+	var mine v1.Manifest
+	if err := json.Unmarshal(a.Manifest, &mine); err != nil {
+		return nil, err
+	}
+	ann := maps.Clone(mine.Annotations)
+	merged := &mergedIndex{prev: &d.Descriptor}
+	for _, e := range prev.Manifests {
+		if e.Platform != nil && samePlatform(*e.Platform, *ours) {
+			continue
+		}
+		m, err := remote.Get(tag.Context().Digest(e.Digest.String()), ropts...)
+		if err != nil {
+			return nil, fmt.Errorf("the entry for %v of the index %s names: %w", e.Platform, tag, err)
+		}
+		var other v1.Manifest
+		if len(m.Manifest) > MaxManifestBytes || json.Unmarshal(m.Manifest, &other) != nil {
+			return nil, fmt.Errorf("the entry for %v of the index %s names: %w: not a manifest", e.Platform, tag, ErrInvalid)
+		}
+		maps.DeleteFunc(ann, func(k, v string) bool { return other.Annotations[k] != v })
+		merged.kept = append(merged.kept, e)
+	}
+	if len(merged.kept) == 0 {
+		return fresh, nil
+	}
+	entries := append(slices.Clone(merged.kept), a.ManifestDesc)
+	slices.SortStableFunc(entries, func(x, y v1.Descriptor) int {
+		return cmp.Or(cmp.Compare(platformKey(x), platformKey(y)), cmp.Compare(x.Digest.String(), y.Digest.String()))
+	})
+	idx := v1.IndexManifest{
+		SchemaVersion: 2,
+		MediaType:     types.OCIImageIndex,
+		ArtifactType:  ArtifactType,
+		Manifests:     entries,
+		Annotations:   ann,
+	}
+	if merged.raw, merged.desc, err = marshal(idx, types.OCIImageIndex); err != nil {
+		return nil, err
+	}
+	return merged, nil
+}
+
+func samePlatform(a, b v1.Platform) bool {
+	return a.OS == b.OS && a.Architecture == b.Architecture && a.Variant == b.Variant
+}
+
+func platformKey(d v1.Descriptor) string {
+	if d.Platform == nil {
+		return ""
+	}
+	return d.Platform.String()
+}
+
+// reattachSBOMs moves the SBOMs of the platforms a merge kept from the
+// previous index to the new one (their subject is the index the tag
+// names): each is the same manifest with the new subject.
+func reattachSBOMs(ctx context.Context, p *remote.Pusher, tag name.Tag, idx *mergedIndex, rep *progress.Reporter, ropts []remote.Option) error {
+	if idx.prev == nil || idx.prev.Digest == idx.desc.Digest {
+		return nil
+	}
+	kept := map[string]bool{}
+	for _, e := range idx.kept {
+		kept[e.Digest.String()] = true
+	}
+	refs, err := remote.Referrers(tag.Context().Digest(idx.prev.Digest.String()), append(ropts, remote.WithFilter("artifactType", SBOMMediaType))...)
+	if err != nil {
+		return err
+	}
+	im, err := refs.IndexManifest()
+	if err != nil {
+		return err
+	}
+	for _, r := range im.Manifests {
+		describes := r.Annotations[AnnotationDescribes]
+		if r.ArtifactType != SBOMMediaType || !kept[describes] {
+			continue
+		}
+		d, err := remote.Get(tag.Context().Digest(r.Digest.String()), ropts...)
+		if err != nil {
+			return err
+		}
+		var m v1.Manifest
+		if len(d.Manifest) > MaxManifestBytes || json.Unmarshal(d.Manifest, &m) != nil {
+			return fmt.Errorf("SBOM manifest %s: %w: not a manifest", r.Digest, ErrInvalid)
+		}
+		m.Subject = &v1.Descriptor{MediaType: idx.desc.MediaType, Size: idx.desc.Size, Digest: idx.desc.Digest}
+		raw, desc, err := marshal(m, types.OCIManifestSchema1)
+		if err != nil {
+			return err
+		}
+		if err := p.Put(ctx, tag.Context().Digest(desc.Digest.String()), rawManifest{raw, types.OCIManifestSchema1}); err != nil {
+			return err
+		}
+		rep.Printf("moved the %s of %s to the new index: %s@%s", spec.SBOMFile, describes, tag.Context(), desc.Digest)
+	}
+	return nil
 }
 
 // layoutFiles lists the files to push with their digests. The digests
@@ -245,11 +428,8 @@ func uploadBlob(ctx context.Context, p *remote.Pusher, repo name.Repository, b B
 	return sent, nil
 }
 
-// pushSBOM pushes sbom.spdx.json, if the layout holds one, as a referrer
-// of the index: an artifact manifest whose subject is the index. ggcr keeps
-// the referrers tag schema (tag sha256-<hex>) up to date on a registry
-// without the referrers API.
-func pushSBOM(ctx context.Context, p *remote.Pusher, l *layout.Layout, tag name.Tag, a *Artifact, rep *progress.Reporter, ropts []remote.Option) (*v1.Hash, error) {
+// sbomBlob is the layout's sbom.spdx.json as a blob, nil when it has none.
+func sbomBlob(ctx context.Context, l *layout.Layout) (*Blob, error) {
 	path := l.Path(spec.SBOMFile)
 	fi, err := os.Lstat(path)
 	if errors.Is(err, fs.ErrNotExist) {
@@ -269,18 +449,27 @@ func pushSBOM(ctx context.Context, p *remote.Pusher, l *layout.Layout, tag name.
 	if err != nil {
 		return nil, err
 	}
-	b := Blob{Name: spec.SBOMFile, Path: path, Desc: v1.Descriptor{
+	return &Blob{Name: spec.SBOMFile, Path: path, Desc: v1.Descriptor{
 		MediaType: SBOMMediaType, Size: ref.Size, Digest: h,
 		Annotations: map[string]string{AnnotationTitle: spec.SBOMFile},
-	}}
-	if _, err := uploadBlob(ctx, p, tag.Context(), b, nil, rep, ropts); err != nil {
-		return nil, err
+	}}, nil
+}
+
+// uploadSBOMBlobs sends the blobs of the SBOM's manifest: the SBOM and the
+// empty config.
+func uploadSBOMBlobs(ctx context.Context, p *remote.Pusher, repo name.Repository, b Blob, rep *progress.Reporter, ropts []remote.Option) error {
+	if _, err := uploadBlob(ctx, p, repo, b, nil, rep, ropts); err != nil {
+		return err
 	}
-	empty := Blob{Name: "empty config", Desc: emptyDescriptor()}
-	if err := p.Upload(ctx, tag.Context(), &bytesLayer{data: []byte("{}"), desc: empty.Desc}); err != nil {
-		return nil, err
-	}
-	subject := a.IndexDesc
+	return p.Upload(ctx, repo, &bytesLayer{data: []byte("{}"), desc: emptyDescriptor()})
+}
+
+// pushSBOM writes the manifest of the SBOM b (its blobs sent by
+// uploadSBOMBlobs) as a referrer of subject, the index: an artifact
+// manifest that names the image manifest it describes. ggcr keeps the
+// referrers tag schema (tag sha256-<hex>) up to date on a registry without
+// the referrers API.
+func pushSBOM(ctx context.Context, p *remote.Pusher, tag name.Tag, a *Artifact, subject v1.Descriptor, b Blob, rep *progress.Reporter) (*v1.Hash, error) {
 	m := v1.Manifest{
 		SchemaVersion: 2,
 		MediaType:     types.OCIManifestSchema1,
@@ -288,7 +477,7 @@ func pushSBOM(ctx context.Context, p *remote.Pusher, l *layout.Layout, tag name.
 		Config:        emptyDescriptor(),
 		Layers:        []v1.Descriptor{b.Desc},
 		Subject:       &v1.Descriptor{MediaType: subject.MediaType, Size: subject.Size, Digest: subject.Digest},
-		Annotations:   map[string]string{AnnotationCreated: a.created()},
+		Annotations:   map[string]string{AnnotationCreated: a.created(), AnnotationDescribes: a.ManifestDesc.Digest.String()},
 	}
 	raw, desc, err := marshal(m, types.OCIManifestSchema1)
 	if err != nil {

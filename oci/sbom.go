@@ -92,6 +92,12 @@ func findSBOM(ctx context.Context, res *Resolved, o options) (name.Repository, v
 		if d.ArtifactType != SBOMMediaType {
 			continue
 		}
+		// The index is the subject of every platform's SBOM; each names
+		// the manifest it describes (one pushed before that annotation
+		// existed names none, and Verify checks it all the same).
+		if m, ok := d.Annotations[AnnotationDescribes]; ok && m != res.ManifestDigest.String() {
+			continue
+		}
 		m, err := remote.Get(res.Ref.Context().Digest(d.Digest.String()), ropts...)
 		if err != nil {
 			return name.Repository{}, v1.Descriptor{}, fmt.Errorf("%s: SBOM manifest %s: %w", ref, d.Digest, err)

@@ -82,7 +82,14 @@ func TestSBOMOfAnotherImage(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := pushSBOM(ctx, p, l2, tag, a, progress.New(io.Discard), ropts); err != nil {
+	sb, err := sbomBlob(ctx, l2)
+	if err != nil || sb == nil {
+		t.Fatalf("the layout's SBOM: %v, %v", sb, err)
+	}
+	if err := uploadSBOMBlobs(ctx, p, tag.Context(), *sb, progress.New(io.Discard), ropts); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pushSBOM(ctx, p, tag, a, a.IndexDesc, *sb, progress.New(io.Discard)); err != nil {
 		t.Fatal(err)
 	}
 

@@ -96,6 +96,24 @@ type KernelRef struct {
 	Name    string `json:"name"`
 	Release string `json:"release"` // uname -r
 	Digest  string `json:"digest"`  // sha256:… of the bundle
+	// Arch is the bundle's architecture (Debian spelling, as bundle.json
+	// has it) when it is not amd64, the default: "arm64". Left out for
+	// amd64, so config.json of an amd64 image stays as it was.
+	Arch string `json:"arch,omitempty"`
+}
+
+// DefaultArch is the architecture of an image whose kernel.arch is empty.
+const DefaultArch = "amd64"
+
+// Arches are the architectures kernel.arch may name (Debian spellings).
+var Arches = []string{"amd64", "arm64", "i386"}
+
+// Arch is the image's architecture: kernel.arch, or DefaultArch.
+func (c *ImageConfig) Arch() string {
+	if c.Kernel.Arch == "" {
+		return DefaultArch
+	}
+	return c.Kernel.Arch
 }
 
 // RootfsRef describes rootfs.img.

@@ -3,6 +3,7 @@ package spec
 import (
 	"fmt"
 	"path"
+	"slices"
 	"strconv"
 	"strings"
 	"unicode/utf8"
@@ -115,6 +116,9 @@ func (c *ImageConfig) Validate() error {
 	}
 	if err := CheckDigest("kernel.digest", c.Kernel.Digest); err != nil {
 		return err
+	}
+	if a := c.Kernel.Arch; a != "" && !slices.Contains(Arches, a) {
+		return fieldErr("kernel.arch", "%s is not one of %s", strconv.Quote(a), strings.Join(Arches, ", "))
 	}
 	if err := checkCmdline("cmdline", c.Cmdline); err != nil {
 		return err
