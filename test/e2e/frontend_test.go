@@ -325,7 +325,7 @@ func TestBuildxRebuildIsCached(t *testing.T) {
 	writeFiles(t, dir, map[string]string{"hi.js": `require("http").createServer((q, s) => s.end("two\n")).listen(8083);` + "\n"})
 	progress := e.mustBuildx(t, dir, "-o", "type=local,dest="+out, "-f", "Unifile", ".")
 	p := testtool.ParseProgress(progress)
-	for _, cached := range []string{"kernel bundle", "FROM " + e.node} {
+	for _, cached := range []string{"kernel bundle", "verify kernel bundle", "FROM " + e.node} {
 		if v, ok := p.Find(cached); !ok || !v.Cached {
 			t.Errorf("the rebuild did not take %q from the cache (%+v):\n%s", cached, v, progress)
 		}
