@@ -19,6 +19,9 @@ BUILDX_VERSION   := v0.38.2
 BUILDKITD   := $(GOBIN)/buildkitd
 BUILDCTL    := $(GOBIN)/buildctl
 BUILDX      := $(GOBIN)/buildx
+PACKER_VERSION := v1.12.0
+PACKER      := $(GOBIN)/packer
+PLUGIN      := $(BIN)/packer-plugin-unikernel
 # The docker CLI looks for its plugins under $DOCKER_CONFIG, else ~/.docker.
 BUILDX_PLUGIN := $(or $(DOCKER_CONFIG),$(HOME)/.docker)/cli-plugins/docker-buildx
 export SOURCE_DATE_EPOCH ?= 0
@@ -31,7 +34,7 @@ APT_PACKAGES := qemu-system-x86 qemu-utils ovmf grub-pc-bin grub-efi-amd64-bin g
                 squashfs-tools cpio zstd kmod mtools fdisk gdisk dosfstools curl nodejs \
                 python3 gcc libc6-dev coreutils runc
 
-.PHONY: all init build deps buildkit test test-unit test-e2e demo examples bench fuzz clean frontend-image
+.PHONY: all init build plugin deps buildkit test test-unit test-e2e demo examples bench fuzz clean frontend-image
 
 all: build
 
@@ -46,6 +49,15 @@ $(UNI): $(INIT_BIN) $(shell find . -name '*.go' -not -name '*_test.go' -not -pat
 	CGO_ENABLED=0 $(GO) build -trimpath -o $@ ./cmd/uni
 
 build: $(UNI)
+
+# The Packer plugin is its own module in packer/ (the SDK needs a go-cty
+# replace that must stay out of the module `go install …/cmd/uni@v` reads;
+# docs/dev/packer-plan.md). It builds against this checkout's library.
+$(PLUGIN): $(INIT_BIN) packer/go.mod packer/go.sum $(shell find . -name '*.go' -not -name '*_test.go' -not -path './example/*')
+	@mkdir -p $(BIN)
+	cd packer && CGO_ENABLED=0 $(GO) build -trimpath -o ../$@ .
+
+plugin: $(PLUGIN)
 
 deps:
 	@scripts/install-deps.sh $(APT_PACKAGES)
@@ -79,6 +91,11 @@ frontend-image: $(INIT_BIN)
 # the daemon and drives it with these.
 $(BUILDKITD) $(BUILDCTL) &:
 	@GO=$(GO) scripts/install-buildkit.sh $(BUILDKIT_VERSION) $(GOBIN)
+
+# The tests' packer: built once per machine into GOBIN inside its downloaded
+# module (it refuses `go install`, see the script).
+$(PACKER):
+	@GO=$(GO) scripts/install-packer.sh $(PACKER_VERSION) $(GOBIN)
 
 $(BUILDX):
 	$(GO) install -ldflags "-X github.com/docker/buildx/version.Version=$(BUILDX_VERSION) -X github.com/docker/buildx/version.Package=github.com/docker/buildx" \

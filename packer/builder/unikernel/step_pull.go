@@ -1,0 +1,35 @@
+package unikernel
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/hashicorp/packer-plugin-sdk/multistep"
+	packersdk "github.com/hashicorp/packer-plugin-sdk/packer"
+
+	"github.com/uniforge/packer-plugin-unikernel/oci"
+)
+
+// stepPull pulls an image pushed with `uni push` (or made by
+// `docker buildx build --push`) into the output directory.
+type stepPull struct {
+	cfg *Config
+	st  *runState
+}
+
+func (s *stepPull) Run(ctx context.Context, bag multistep.StateBag) multistep.StepAction {
+	ui := bag.Get("ui").(packersdk.Ui)
+	ui.Say(fmt.Sprintf("Pulling %s into %s", s.cfg.Ref, s.cfg.OutputDirectory))
+	existed := dirExists(s.cfg.OutputDirectory)
+	opts := []oci.Option{oci.WithDisk(s.cfg.Disk)}
+	if s.cfg.Insecure {
+		opts = append(opts, oci.WithInsecure(true))
+	}
+	if _, err := oci.Pull(ctx, s.cfg.Ref, s.cfg.OutputDirectory, opts...); err != nil {
+		return halt(bag, ui, fmt.Errorf("pull %s: %w", s.cfg.Ref, err))
+	}
+	s.st.Dir, s.st.Owned = s.cfg.OutputDirectory, !existed
+	return multistep.ActionContinue
+}
+
+func (s *stepPull) Cleanup(bag multistep.StateBag) { cleanupOwned(bag, s.st) }
