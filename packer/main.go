@@ -11,6 +11,7 @@ import (
 
 	"github.com/uniforge/packer-plugin-unikernel/packer/builder/unikernel"
 	"github.com/uniforge/packer-plugin-unikernel/packer/post-processor/unikernel-convert"
+	"github.com/uniforge/packer-plugin-unikernel/packer/post-processor/unikernel-push"
 	"github.com/uniforge/packer-plugin-unikernel/packer/version"
 )
 
@@ -18,6 +19,7 @@ func main() {
 	pps := plugin.NewSet()
 	pps.RegisterBuilder(plugin.DEFAULT_NAME, new(unikernel.Builder))
 	pps.RegisterPostProcessor("convert", new(convert.PostProcessor))
+	pps.RegisterPostProcessor("push", new(push.PostProcessor))
 	pps.SetVersion(version.PluginVersion)
 	if err := pps.Run(); err != nil {
 		fmt.Fprintln(os.Stderr, err)
