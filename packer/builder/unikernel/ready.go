@@ -100,12 +100,15 @@ func tryHTTP(ctx context.Context, client *http.Client, url string, status int, c
 // console to out line by line and closes found when a line contains want
 // (never when want is empty).
 type lineWatcher struct {
-	pw *io.PipeWriter
+	pw   *io.PipeWriter
+	done chan struct{}
 }
 
 func newLineWatcher(want string, out io.Writer, found chan<- struct{}) *lineWatcher {
 	pr, pw := io.Pipe()
+	w := &lineWatcher{pw: pw, done: make(chan struct{})}
 	go func() {
+		defer close(w.done)
 		sc := bufio.NewScanner(pr)
 		sc.Buffer(make([]byte, 64<<10), 1<<20)
 		seen := false
@@ -122,11 +125,17 @@ func newLineWatcher(want string, out io.Writer, found chan<- struct{}) *lineWatc
 		// Drain after a too-long line so the VM's writes never block.
 		_, _ = io.Copy(io.Discard, pr)
 	}()
-	return &lineWatcher{pw: pw}
+	return w
 }
 
 func (w *lineWatcher) Write(p []byte) (int, error) { return w.pw.Write(p) }
-func (w *lineWatcher) Close() error                { return w.pw.Close() }
+
+// Close ends the console and returns once every line has been forwarded.
+func (w *lineWatcher) Close() error {
+	err := w.pw.Close()
+	<-w.done
+	return err
+}
 
 // freePort asks the kernel for a free loopback TCP port.
 func freePort() (uint16, error) {
