@@ -122,6 +122,7 @@ test: deps $(REGISTRY_BIN) $(ORAS) $(COSIGN) buildkit build examples
 
 test-unit:
 	$(GO) test -short ./...
+	cd packer && $(GO) vet ./... && $(GO) test -short ./...
 
 bench: deps $(REGISTRY_BIN) $(ORAS) buildkit build examples
 	@bench/run.sh

@@ -21,9 +21,15 @@ func waitTCP(ctx context.Context, addr string) error {
 	for {
 		c, err := d.DialContext(ctx, "tcp", addr)
 		if err == nil {
-			// QEMU's user network accepts on the host side before the
-			// guest listens; a guest that is not listening closes at once.
-			ok := stillOpen(c)
+			// QEMU's user network accepts on the host side at once and
+			// only then connects to the guest; a guest that is not
+			// listening answers with a reset and QEMU closes the
+			// connection. So a port counts as open when the connection
+			// sends data or stays open for openFor. (Before the guest's
+			// network is up nothing answers at all and the connection
+			// stays open: boot starts the check only once the init has
+			// started the app.)
+			ok := stillOpen(c, openFor)
 			c.Close()
 			if ok {
 				return nil
@@ -35,9 +41,12 @@ func waitTCP(ctx context.Context, addr string) error {
 	}
 }
 
-// stillOpen reports whether c stays open for a moment (no EOF or reset).
-func stillOpen(c net.Conn) bool {
-	_ = c.SetReadDeadline(time.Now().Add(100 * time.Millisecond))
+// openFor is how long a tcp check's connection must stay open.
+const openFor = 500 * time.Millisecond
+
+// stillOpen reports whether c sends data or stays open for d (no EOF or reset).
+func stillOpen(c net.Conn, d time.Duration) bool {
+	_ = c.SetReadDeadline(time.Now().Add(d))
 	_, err := c.Read(make([]byte, 1))
 	var ne net.Error
 	if err == nil {

@@ -7,6 +7,8 @@ import (
 	"io"
 	"net"
 	"strconv"
+	"sync"
+	"time"
 
 	"github.com/hashicorp/packer-plugin-sdk/multistep"
 	packersdk "github.com/hashicorp/packer-plugin-sdk/packer"
@@ -62,7 +64,12 @@ func boot(ctx context.Context, l *layout.Layout, r ReadyConfig, console io.Write
 	ctx, cancel := context.WithTimeout(ctx, r.Timeout)
 	defer cancel()
 
-	opts := []vm.Option{vm.WithLog(console)}
+	// tcp and http checks start once the init has started the app: until
+	// the guest's network is up, QEMU holds a forwarded connection open
+	// unanswered, which a tcp check would take for an open port.
+	started := make(chan struct{})
+	var once sync.Once
+	opts := []vm.Option{vm.WithLog(console), vm.WithExecHook(func(time.Time) { once.Do(func() { close(started) }) })}
 	var hostAddr string
 	if r.Type == ReadyTCP || r.Type == ReadyHTTP {
 		hp, err := freePort()
@@ -96,10 +103,12 @@ func boot(ctx context.Context, l *layout.Layout, r ReadyConfig, console io.Write
 	var check <-chan error
 	switch r.Type {
 	case ReadyTCP:
-		check = async(func() error { return waitTCP(ctx, hostAddr) })
+		check = async(func() error { return afterStart(ctx, started, func() error { return waitTCP(ctx, hostAddr) }) })
 	case ReadyHTTP:
 		url := "http://" + hostAddr + r.Path
-		check = async(func() error { return waitHTTP(ctx, url, r.Status, r.BodyContains) })
+		check = async(func() error {
+			return afterStart(ctx, started, func() error { return waitHTTP(ctx, url, r.Status, r.BodyContains) })
+		})
 	}
 
 	select {
@@ -136,6 +145,16 @@ func notReady(ctx context.Context, r ReadyConfig, err error) error {
 		return fmt.Errorf("ready: %w within %s (waiting for %s): %w", errNotReady, r.Timeout, describe(r), err)
 	}
 	return fmt.Errorf("ready: %w", err)
+}
+
+// afterStart runs f once started is closed, or returns ctx's error.
+func afterStart(ctx context.Context, started <-chan struct{}, f func() error) error {
+	select {
+	case <-started:
+		return f()
+	case <-ctx.Done():
+		return fmt.Errorf("the app was not started: %w", ctx.Err())
+	}
 }
 
 func async(f func() error) <-chan error {

@@ -1,0 +1,197 @@
+package main
+
+// These tests drive the real packer (scripts/install-packer.sh; make
+// $(GOBIN)/packer) with this plugin installed through
+// `packer plugins install --path`, as a user would.
+
+import (
+	"bytes"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/uniforge/packer-plugin-unikernel/internal/testtool"
+)
+
+// packerEnv builds the plugin, installs it into a private plugin directory
+// and returns the packer binary and the environment that finds the plugin.
+func packerEnv(t *testing.T) (string, []string) {
+	t.Helper()
+	packer := testtool.Need(t, "packer")[0]
+	dir := t.TempDir()
+	plugin := filepath.Join(dir, "packer-plugin-unikernel")
+	// -trimpath as make plugin: the two share the build cache.
+	build := exec.Command("go", "build", "-trimpath", "-o", plugin, ".")
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("building the plugin: %v\n%s", err, out)
+	}
+	env := append(os.Environ(),
+		"PACKER_PLUGIN_PATH="+filepath.Join(dir, "plugins"),
+		"PACKER_CONFIG_DIR="+filepath.Join(dir, "config"),
+		"CHECKPOINT_DISABLE=1",
+	)
+	runPacker(t, packer, env, 0, "plugins", "install", "--path", plugin, "github.com/uniforge/unikernel")
+	return packer, env
+}
+
+// runPacker runs packer and fails t unless it exits with want (0, or any
+// non-zero status for want < 0). It returns the combined output.
+func runPacker(t *testing.T, packer string, env []string, want int, args ...string) string {
+	t.Helper()
+	cmd := exec.Command(packer, args...)
+	cmd.Env = env
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	err := cmd.Run()
+	code := cmd.ProcessState.ExitCode()
+	if (want == 0 && err != nil) || (want < 0 && code == 0) {
+		t.Fatalf("packer %s: exit %d (%v), want %d\n%s", strings.Join(args, " "), code, err, want, out.String())
+	}
+	return out.String()
+}
+
+func TestPackerValidate(t *testing.T) {
+	packer, env := packerEnv(t)
+	runPacker(t, packer, env, 0, "validate", "../example/unikernel.pkr.hcl")
+
+	bad := filepath.Join(t.TempDir(), "bad.pkr.hcl")
+	writeTemplate(t, bad, `context = "ctx"
+  ready {
+    type = "htp"
+  }`, "")
+	out := runPacker(t, packer, env, -1, "validate", bad)
+	if !strings.Contains(out, `ready.type: "htp" is none of tcp, http, console, exit`) {
+		t.Errorf("packer validate of a bad ready.type says:\n%s", out)
+	}
+}
+
+// writeTemplate writes a template with one unikernel source (body) and the
+// post-processors pp.
+func writeTemplate(t *testing.T, path, body, pp string) {
+	t.Helper()
+	tmpl := `packer {
+  required_plugins {
+    unikernel = {
+      source  = "github.com/uniforge/unikernel"
+      version = ">= 0.1.0"
+    }
+  }
+}
+
+source "unikernel" "app" {
+  ` + body + `
+}
+
+build {
+  sources = ["source.unikernel.app"]
+  ` + pp + `
+}
+`
+	if err := os.WriteFile(path, []byte(tmpl), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// helloContext is a build context of example/hello-go with its binary built.
+func helloContext(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	uf, err := os.ReadFile("../example/hello-go/Unifile")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "Unifile"), uf, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	build := exec.Command("go", "build", "-trimpath", "-o", filepath.Join(dir, "hello"), ".")
+	build.Dir = "../example/hello-go"
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("building hello-go: %v\n%s", err, out)
+	}
+	return dir
+}
+
+func TestPackerBuildConverts(t *testing.T) {
+	testtool.NeedVM(t)
+	qemuImg := testtool.Need(t, "qemu-img")[0]
+	packer, env := packerEnv(t)
+	ctxDir, work := helloContext(t), t.TempDir()
+	out := filepath.Join(work, "layout")
+	tmpl := filepath.Join(work, "app.pkr.hcl")
+	writeTemplate(t, tmpl, `context = "`+ctxDir+`"
+  output_directory = "`+out+`"
+  ready {
+    type          = "http"
+    port          = 8080
+    body_contains = "Hello from Go"
+    timeout       = "3m"
+  }`, `post-processor "unikernel-convert" {
+    format   = "qcow2"
+    compress = true
+    output   = "`+filepath.Join(work, "app.qcow2")+`"
+  }
+  post-processor "unikernel-convert" {
+    format = "vmdk"
+    output = "`+filepath.Join(work, "app.vmdk")+`"
+  }`)
+	runPacker(t, packer, env, 0, "build", tmpl)
+
+	raw := filepath.Join(out, "disk.img") // written by the convert post-processor
+	for _, f := range []string{"app.qcow2", "app.vmdk"} {
+		p := filepath.Join(work, f)
+		if b, err := exec.Command(qemuImg, "check", p).CombinedOutput(); err != nil {
+			t.Errorf("qemu-img check %s: %v\n%s", f, err, b)
+		}
+		if b, err := exec.Command(qemuImg, "compare", raw, p).CombinedOutput(); err != nil {
+			t.Errorf("qemu-img compare disk.img %s: %v\n%s", f, err, b)
+		}
+	}
+}
+
+// A readiness check that never succeeds fails the build within its
+// timeout, names what it waited for, and leaves no output behind.
+func TestPackerBuildNotReady(t *testing.T) {
+	testtool.NeedVM(t)
+	packer, env := packerEnv(t)
+	ctxDir, work := helloContext(t), t.TempDir()
+	out := filepath.Join(work, "layout")
+	tmpl := filepath.Join(work, "app.pkr.hcl")
+	writeTemplate(t, tmpl, `context = "`+ctxDir+`"
+  output_directory = "`+out+`"
+  ready {
+    type    = "tcp"
+    port    = 9999
+    timeout = "15s"
+  }`, "")
+	got := runPacker(t, packer, env, -1, "build", tmpl)
+	if !strings.Contains(got, "did not become ready within 15s (waiting for guest port 9999 to accept)") {
+		t.Errorf("packer build output lacks the readiness failure:\n%s", got)
+	}
+	if _, err := os.Stat(out); !os.IsNotExist(err) {
+		t.Errorf("output directory %s left behind (stat: %v)", out, err)
+	}
+	if leaked := qemuOf(t, out); leaked != "" {
+		t.Errorf("QEMU still runs: %s", leaked)
+	}
+}
+
+// qemuOf returns the command line of a running process that names dir, if any.
+func qemuOf(t *testing.T, dir string) string {
+	t.Helper()
+	procs, _ := filepath.Glob("/proc/[0-9]*/cmdline")
+	for _, p := range procs {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			continue
+		}
+		cl := string(bytes.ReplaceAll(b, []byte{0}, []byte{' '}))
+		if strings.Contains(cl, "qemu") && strings.Contains(cl, dir) {
+			return cl
+		}
+	}
+	return ""
+}
