@@ -5,12 +5,17 @@ package main
 // `packer plugins install --path`, as a user would.
 
 import (
+	"bufio"
 	"bytes"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/uniforge/packer-plugin-unikernel/internal/testtool"
 )
@@ -194,4 +199,71 @@ func qemuOf(t *testing.T, dir string) string {
 		}
 	}
 	return ""
+}
+
+// Ctrl-C during the boot stops the VM and removes the output. A terminal's
+// Ctrl-C interrupts the whole foreground process group: packer runs itself
+// under panicwrap, whose outer process does not pass the signal on, so the
+// test signals packer's own process group as the terminal would.
+func TestPackerBuildCancel(t *testing.T) {
+	testtool.NeedVM(t)
+	packer, env := packerEnv(t)
+	ctxDir, work := helloContext(t), t.TempDir()
+	out := filepath.Join(work, "layout")
+	tmpl := filepath.Join(work, "app.pkr.hcl")
+	writeTemplate(t, tmpl, `context = "`+ctxDir+`"
+  output_directory = "`+out+`"
+  ready {
+    type    = "tcp"
+    port    = 9999
+    timeout = "5m"
+  }`, "")
+	cmd := exec.Command(packer, "build", tmpl)
+	cmd.Env = env
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	pr, pw := io.Pipe()
+	cmd.Stdout, cmd.Stderr = pw, pw
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	var log strings.Builder
+	booted := make(chan struct{})
+	go func() {
+		sc := bufio.NewScanner(pr)
+		once := sync.Once{}
+		for sc.Scan() {
+			log.WriteString(sc.Text() + "\n")
+			if strings.Contains(sc.Text(), "listening on :8080") { // the app runs in the VM
+				once.Do(func() { close(booted) })
+			}
+		}
+	}()
+	select {
+	case <-booted:
+	case <-time.After(3 * time.Minute):
+		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		t.Fatal("the VM did not boot")
+	}
+	if qemuOf(t, out) == "" {
+		t.Fatal("no QEMU running before the interrupt: the test would prove nothing")
+	}
+	if err := syscall.Kill(-cmd.Process.Pid, syscall.SIGINT); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	err := cmd.Wait()
+	pw.Close()
+	if err == nil {
+		t.Fatalf("packer build succeeded after an interrupt:\n%s", log.String())
+	}
+	if d := time.Since(start); d > time.Minute { // the check's timeout is 5m
+		t.Errorf("packer took %s to stop after the interrupt", d)
+	}
+	t.Logf("packer exited %v after the interrupt in %s:\n%s", err, time.Since(start), log.String())
+	if _, err := os.Stat(out); !os.IsNotExist(err) {
+		t.Errorf("output directory %s left behind (stat: %v)", out, err)
+	}
+	if leaked := qemuOf(t, out); leaked != "" {
+		t.Errorf("QEMU still runs: %s", leaked)
+	}
 }
