@@ -3,6 +3,7 @@ package unikernel
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -49,25 +50,11 @@ func stillOpen(c net.Conn, d time.Duration) bool {
 	_ = c.SetReadDeadline(time.Now().Add(d))
 	_, err := c.Read(make([]byte, 1))
 	var ne net.Error
-	if err == nil {
-		return true
-	}
-	if ok := asNetError(err, &ne); ok && ne.Timeout() {
-		return true
-	}
-	return false
-}
-
-func asNetError(err error, target *net.Error) bool {
-	ne, ok := err.(net.Error)
-	if ok {
-		*target = ne
-	}
-	return ok
+	return err == nil || (errors.As(err, &ne) && ne.Timeout())
 }
 
 // waitHTTP returns when a GET of url answers status with a body holding
-// contains, or ctx ends; lastErr says why the last try failed.
+// contains, or ctx ends; its error then wraps why the last try failed.
 func waitHTTP(ctx context.Context, url string, status int, contains string) error {
 	client := &http.Client{Timeout: 5 * time.Second}
 	var last error
