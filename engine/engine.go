@@ -171,9 +171,9 @@ func BuildStage(ctx context.Context, req Request, u *unifile.Unifile, st *unifil
 // the instructions that added them, when known.
 func (b *builder) finish(ctx context.Context, st *unifile.Stage, fs FinalStage, lines map[string]unifile.Location, res *Result) (*Result, error) {
 	req := b.req
-	plan, err := b.finalRoot(ctx, st, fs, lines)
+	plan, err := Cut(ctx, fs)
 	if err != nil {
-		return nil, err
+		return nil, b.stepLineErr(st, err, lines)
 	}
 	epoch, err := SourceDateEpoch(req.SourceDateEpoch)
 	if err != nil {
@@ -182,15 +182,15 @@ func (b *builder) finish(ctx context.Context, st *unifile.Stage, fs FinalStage, 
 	res.Warnings = append(res.Warnings, plan.Warnings...)
 	b.progress("kernel %s", plan.Kernel)
 	kopts := append([]kernel.Option{kernel.WithCacheDir(filepath.Join(b.cacheDir, cachedir.Kernels)), kernel.WithProgress(b.req.Log)}, req.KernelOptions...)
-	bundle, err := ResolveKernel(ctx, plan.Plan, kopts...)
+	bundle, err := ResolveKernel(ctx, plan, kopts...)
 	if err != nil {
-		return nil, b.kernelErr(plan.kernelLine, err)
+		return nil, b.kernelErr(st, err)
 	}
-	if err := CheckMemory(bundle, plan.Plan); err != nil {
-		return nil, b.lineErr(plan.memoryLine, err)
+	if err := CheckMemory(bundle, plan); err != nil {
+		return nil, b.stepLineErr(st, err, nil)
 	}
 	b.progress("writing %s", req.OutDir)
-	cfg, err := Assemble(ctx, plan.Plan, bundle, Output{Dir: req.OutDir, Disk: req.Disk, DataSize: req.DataSize, SourceDateEpoch: epoch,
+	cfg, err := Assemble(ctx, plan, bundle, Output{Dir: req.OutDir, Disk: req.Disk, DataSize: req.DataSize, SourceDateEpoch: epoch,
 		Name: filepath.Base(absOr(req.ContextDir))})
 	if err != nil {
 		return nil, err
@@ -209,12 +209,12 @@ func absOr(p string) string {
 
 // kernelErr puts the KERNEL line on a kernel error, unless the build was
 // stopped or the download failed: neither is the Unifile's fault.
-func (b *builder) kernelErr(loc unifile.Location, err error) error {
+func (b *builder) kernelErr(st *unifile.Stage, err error) error {
 	var dl *kernel.DownloadError
 	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) || errors.As(err, &dl) {
 		return err
 	}
-	return b.lineErr(loc, err)
+	return b.stepLineErr(st, err, nil)
 }
 
 // stages builds every stage's root in order and returns the last one's.

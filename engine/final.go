@@ -1,42 +1,19 @@
 package engine
 
 import (
-	"context"
 	"errors"
 	"strings"
 
 	"github.com/uniforge/packer-plugin-unikernel/unifile"
 )
 
-// finalPlan is what the last stage of a Unifile becomes, with the lines
-// that errors of the later steps point at.
-type finalPlan struct {
-	*Plan
-	kernelLine unifile.Location
-	memoryLine unifile.Location
-}
-
-// finalRoot runs the core's Cut on the last stage st and puts the
-// Unifile's line on its errors.
-func (b *builder) finalRoot(ctx context.Context, st *unifile.Stage, fs FinalStage, lines map[string]unifile.Location) (*finalPlan, error) {
-	fp := &finalPlan{kernelLine: st.Location, memoryLine: st.Location}
-	for _, ins := range st.Instructions {
-		switch ins.(type) {
-		case *unifile.Kernel:
-			fp.kernelLine = ins.Pos()
-		case *unifile.Memory:
-			fp.memoryLine = ins.Pos()
-		}
+// stepLineErr puts on a core error (a *StepError) the line of st that
+// caused it; other errors are returned as they are.
+func (b *builder) stepLineErr(st *unifile.Stage, err error, lines map[string]unifile.Location) error {
+	if loc, ok := StepLocation(st, err, lines); ok {
+		return b.lineErr(loc, err)
 	}
-	plan, err := Cut(ctx, fs)
-	if err != nil {
-		if loc, ok := StepLocation(st, err, lines); ok {
-			return nil, b.lineErr(loc, err)
-		}
-		return nil, err
-	}
-	fp.Plan = plan
-	return fp, nil
+	return err
 }
 
 // StepLocation is the instruction of st that a core error (a *StepError

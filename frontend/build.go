@@ -120,8 +120,7 @@ func build(ctx context.Context, c client.Client, src *dockerui.Source, opt Conve
 		return nil, err
 	}
 	if st.Error != nil {
-		loc, _ := engine.StepLocation(conv.Stage, &engine.StepError{Step: st.Error.Step, Path: st.Error.Path, Err: st.Error}, nil)
-		return nil, &unifile.Error{File: conv.Unifile.Filename, Line: loc.Line, Msg: st.Error.Message, Err: st.Error}
+		return nil, atStep(conv.Unifile, conv.Stage, &engine.StepError{Step: st.Error.Step, Path: st.Error.Path, Err: st.Error})
 	}
 	for _, w := range st.Warnings {
 		src.Warn(ctx, w, client.WarnOpts{})

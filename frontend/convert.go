@@ -23,6 +23,7 @@ import (
 	dockerspec "github.com/moby/docker-image-spec/specs-go/v1"
 	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
 
+	"github.com/uniforge/packer-plugin-unikernel/engine"
 	"github.com/uniforge/packer-plugin-unikernel/kernel"
 	"github.com/uniforge/packer-plugin-unikernel/unifile"
 )
@@ -185,7 +186,7 @@ func Convert(ctx context.Context, src []byte, opt ConvertOpt) (*Conversion, erro
 		return c, nil // the stage's roots alone (uni build --builder assembles them itself)
 	}
 	if c.KernelRef, err = kernelImageRef(settings.Kernel, opt.DefaultKernel); err != nil {
-		return nil, &unifile.Error{File: u.Filename, Line: lineOf(stage, "KERNEL"), Msg: err.Error(), Err: err}
+		return nil, atStep(u, stage, &engine.StepError{Step: engine.StepKernel, Err: err})
 	}
 	c.Kernel = llb.Image(c.KernelRef, llb.Platform(ocispecs.Platform{OS: "linux", Architecture: "amd64"}),
 		llb.WithCustomName("kernel bundle "+c.KernelRef))
@@ -383,16 +384,11 @@ func kernelImageRef(kernelName, defaultRef string) (string, error) {
 	return kernelName, nil
 }
 
-// lineOf is the line of the stage's last instruction of keyword kw, else
-// its FROM line.
-func lineOf(st *unifile.Stage, kw string) int {
-	line := st.Line
-	for _, ins := range st.Instructions {
-		if ins.Keyword() == kw {
-			line = ins.Pos().Line
-		}
-	}
-	return line
+// atStep puts a core error on the line of st it is about, as `uni build`
+// does (engine.StepLocation).
+func atStep(u *unifile.Unifile, st *unifile.Stage, se *engine.StepError) error {
+	loc, _ := engine.StepLocation(st, se, nil)
+	return &unifile.Error{File: u.Filename, Line: loc.Line, Msg: se.Error(), Err: se}
 }
 
 // epochOf is SOURCE_DATE_EPOCH as dockerfile2llb read it (a build arg),
