@@ -118,12 +118,15 @@ func Convert(ctx context.Context, src []byte, opt ConvertOpt) (*Conversion, erro
 	if err != nil {
 		return nil, err
 	}
+	if opt.MetaResolver != nil {
+		opt.MetaResolver = newResolveCache(opt.MetaResolver)
+	}
 	digests := map[string]string{} // base image digests, for the SBOM
 	u, err := unifile.Parse(bytes.NewReader(src), unifile.Options{
 		Filename:       opt.Filename,
 		BuildArgs:      opt.BuildArgs,
 		TargetPlatform: platform,
-		BaseImage:      baseConfigFunc(ctx, opt.MetaResolver, digests),
+		BaseImage:      baseConfigFunc(ctx, opt.MetaResolver, opt.ImageResolveMode, digests),
 	})
 	if err != nil {
 		return nil, err
@@ -275,7 +278,7 @@ func targetPlatform(ps []ocispecs.Platform) (string, error) {
 // resolver, so that variables in the unikernel keywords expand as in
 // dockerfile2llb. A config that cannot be had is left to dockerfile2llb,
 // which reports it in its own words.
-func baseConfigFunc(ctx context.Context, r llb.ImageMetaResolver, digests map[string]string) func(ref, platform string) (*unifile.ImageConfig, error) {
+func baseConfigFunc(ctx context.Context, r llb.ImageMetaResolver, mode llb.ResolveMode, digests map[string]string) func(ref, platform string) (*unifile.ImageConfig, error) {
 	if r == nil {
 		return nil
 	}
@@ -285,7 +288,7 @@ func baseConfigFunc(ctx context.Context, r llb.ImageMetaResolver, digests map[st
 			os, arch, _ := strings.Cut(platform, "/")
 			p = ocispecs.Platform{OS: os, Architecture: arch}
 		}
-		_, dgst, dt, err := r.ResolveImageConfig(ctx, ref, sourceresolver.Opt{ImageOpt: &sourceresolver.ResolveImageOpt{Platform: &p}})
+		_, dgst, dt, err := r.ResolveImageConfig(ctx, ref, sourceresolver.Opt{ImageOpt: &sourceresolver.ResolveImageOpt{Platform: &p, ResolveMode: mode.String()}})
 		if err != nil {
 			return nil, nil
 		}

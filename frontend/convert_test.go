@@ -4,10 +4,13 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/moby/buildkit/client/llb"
+	"github.com/moby/buildkit/client/llb/sourceresolver"
 	"github.com/moby/buildkit/frontend/dockerui"
 	"github.com/moby/buildkit/solver/pb"
 	digest "github.com/opencontainers/go-digest"
@@ -313,5 +316,38 @@ func TestSubrequestsSeeNoUnikernelKeywords(t *testing.T) {
 	}
 	if res.Error != nil {
 		t.Errorf("lint error: %+v", res.Error)
+	}
+}
+
+// countingResolver answers every image with one config and counts the
+// questions.
+type countingResolver struct {
+	mu    sync.Mutex
+	calls map[string]int
+}
+
+func (r *countingResolver) ResolveImageConfig(_ context.Context, ref string, _ sourceresolver.Opt) (string, digest.Digest, []byte, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.calls[ref]++
+	cfg := []byte(`{"architecture":"amd64","os":"linux","config":{"Env":["PATH=/usr/bin:/bin","FROM_BASE=1"]},"rootfs":{"type":"layers","diff_ids":[]}}`)
+	return ref, digest.FromBytes(cfg), cfg, nil
+}
+
+// TestConvertAsksForEachBaseOnce: uni's parser and both dockerfile2llb
+// conversions need the base image's config; the daemon is asked once.
+func TestConvertAsksForEachBaseOnce(t *testing.T) {
+	r := &countingResolver{calls: map[string]int{}}
+	opt := testOpt()
+	opt.MetaResolver = r
+	c, err := Convert(context.Background(), []byte("FROM example.com/base:1\nCOPY a /a\nENTRYPOINT [\"/a\"]\n"), opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := r.calls["example.com/base:1"]; n != 1 {
+		t.Errorf("the base image's config was asked for %d times, want once", n)
+	}
+	if c.Request.BaseImageDigest == "" || !slices.Contains(c.Request.Settings.Env, "FROM_BASE=1") {
+		t.Errorf("the base's config did not reach the request: %+v", c.Request)
 	}
 }
