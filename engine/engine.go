@@ -70,8 +70,11 @@ type builder struct {
 	images   map[string]*baseimage.Image
 }
 
-// Build runs req and writes the image layout to req.OutDir.
-func Build(ctx context.Context, req Request) (*Result, error) {
+// Prepare fills in req's defaults (the context ".", the Unifile in it, the
+// host root "/") and refuses, before any work is done, an output that is
+// not ours and a bad SOURCE_DATE_EPOCH. Every door that builds a Unifile
+// calls it first (Build does).
+func Prepare(req Request) (Request, error) {
 	if req.ContextDir == "" {
 		req.ContextDir = "."
 	}
@@ -81,16 +84,23 @@ func Build(ctx context.Context, req Request) (*Result, error) {
 	if req.HostRoot == "" {
 		req.HostRoot = "/"
 	}
-	b, err := newBuilder(req, req.Unifile)
+	if err := image.PrepareOutput(req.OutDir, req.ContextDir, req.Unifile); err != nil {
+		return req, err
+	}
+	if _, err := SourceDateEpoch(req.SourceDateEpoch); err != nil {
+		return req, err
+	}
+	return req, nil
+}
+
+// Build runs req and writes the image layout to req.OutDir.
+func Build(ctx context.Context, req Request) (*Result, error) {
+	req, err := Prepare(req)
 	if err != nil {
 		return nil, err
 	}
-	// Refuse an output that is not ours before any work is done.
-	if err := image.PrepareOutput(req.OutDir, req.ContextDir, req.Unifile); err != nil {
-		return nil, err
-	}
-	// A bad SOURCE_DATE_EPOCH stops the build before any work.
-	if _, err := SourceDateEpoch(req.SourceDateEpoch); err != nil {
+	b, err := newBuilder(req, req.Unifile)
+	if err != nil {
 		return nil, err
 	}
 	src, err := os.ReadFile(req.Unifile)

@@ -21,10 +21,8 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/uniforge/packer-plugin-unikernel/engine"
-	"github.com/uniforge/packer-plugin-unikernel/image"
 	"github.com/uniforge/packer-plugin-unikernel/internal/cachedir"
 	"github.com/uniforge/packer-plugin-unikernel/rootfs"
-	"github.com/uniforge/packer-plugin-unikernel/unifile"
 )
 
 // `uni build --builder ADDR` sends a Unifile to a BuildKit daemon: the
@@ -51,13 +49,8 @@ type Daemon struct {
 // BuildOnDaemon builds req's Unifile on the daemon d and writes the image
 // layout to req.OutDir, as engine.Build would have without RUN.
 func BuildOnDaemon(ctx context.Context, d Daemon, req engine.Request) (*engine.Result, error) {
-	if req.ContextDir == "" {
-		req.ContextDir = "."
-	}
-	if req.Unifile == "" {
-		req.Unifile = filepath.Join(req.ContextDir, unifile.DefaultFilename)
-	}
-	if err := image.PrepareOutput(req.OutDir, req.ContextDir, req.Unifile); err != nil {
+	req, err := engine.Prepare(req)
+	if err != nil {
 		return nil, err
 	}
 	if _, err := os.Stat(req.Unifile); err != nil {
