@@ -129,6 +129,48 @@ func (h *hashReader) Read(p []byte) (int, error) {
 // anything else is skipped. A layout file name that is not a regular file
 // is refused.
 func extractLayer(r io.Reader, tmp string, maxFile int64) error {
+	return eachTarEntry(r, func(h *tar.Header, body io.Reader) error {
+		p := strings.TrimPrefix(path.Clean("/"+h.Name), "/")
+		if strings.Contains(p, "/") {
+			return nil // not at the root
+		}
+		if p == ".wh..wh..opq" {
+			for n := range fileTypes {
+				os.Remove(filepath.Join(tmp, n))
+			}
+			os.Remove(filepath.Join(tmp, spec.SBOMFile))
+			return nil
+		}
+		if w, ok := strings.CutPrefix(p, ".wh."); ok && imageFormFile(w) {
+			os.Remove(filepath.Join(tmp, w))
+			return nil
+		}
+		if !imageFormFile(p) {
+			return nil
+		}
+		if h.Typeflag != tar.TypeReg {
+			return fmt.Errorf("%w: /%s is not a regular file (tar type %q)", ErrInvalid, p, h.Typeflag)
+		}
+		limit := maxFile
+		if p == spec.ConfigFile {
+			limit = layout.MaxConfigBytes
+		}
+		if h.Size > limit {
+			return fmt.Errorf("%w: /%s of %d bytes (at most %d)", ErrInvalid, p, h.Size, limit)
+		}
+		if err := atomicfile.Write(filepath.Join(tmp, p), 0o644, func(w io.Writer) error {
+			_, err := io.Copy(w, body)
+			return err
+		}); err != nil {
+			return fmt.Errorf("/%s: %w", p, err)
+		}
+		return nil
+	})
+}
+
+// eachTarEntry calls fn for each entry of a tar layer (gzip, zstd or
+// plain), with the entry's contents, until the end or fn's first error.
+func eachTarEntry(r io.Reader, fn func(h *tar.Header, body io.Reader) error) error {
 	tr, closeTar, err := openTar(r)
 	if err != nil {
 		return err
@@ -142,39 +184,8 @@ func extractLayer(r io.Reader, tmp string, maxFile int64) error {
 		if err != nil {
 			return err
 		}
-		p := strings.TrimPrefix(path.Clean("/"+h.Name), "/")
-		if strings.Contains(p, "/") {
-			continue // not at the root
-		}
-		if p == ".wh..wh..opq" {
-			for n := range fileTypes {
-				os.Remove(filepath.Join(tmp, n))
-			}
-			os.Remove(filepath.Join(tmp, spec.SBOMFile))
-			continue
-		}
-		if w, ok := strings.CutPrefix(p, ".wh."); ok && imageFormFile(w) {
-			os.Remove(filepath.Join(tmp, w))
-			continue
-		}
-		if !imageFormFile(p) {
-			continue
-		}
-		if h.Typeflag != tar.TypeReg {
-			return fmt.Errorf("%w: /%s is not a regular file (tar type %q)", ErrInvalid, p, h.Typeflag)
-		}
-		limit := maxFile
-		if p == spec.ConfigFile {
-			limit = layout.MaxConfigBytes
-		}
-		if h.Size > limit {
-			return fmt.Errorf("%w: /%s of %d bytes (at most %d)", ErrInvalid, p, h.Size, limit)
-		}
-		if err := atomicfile.Write(filepath.Join(tmp, p), 0o644, func(w io.Writer) error {
-			_, err := io.Copy(w, tr)
+		if err := fn(h, tr); err != nil {
 			return err
-		}); err != nil {
-			return fmt.Errorf("/%s: %w", p, err)
 		}
 	}
 }

@@ -393,72 +393,64 @@ type bundleExtract struct {
 
 // layer extracts one tar layer (gzip, zstd or plain).
 func (x *bundleExtract) layer(r io.Reader) error {
-	tr, closeTar, err := openTar(r)
+	return eachTarEntry(r, x.entry)
+}
+
+// entry extracts one tar entry of a bundle layer.
+func (x *bundleExtract) entry(h *tar.Header, body io.Reader) error {
+	if x.entries++; x.entries > MaxKernelBundleEntries {
+		return fmt.Errorf("%w: more than %d entries", ErrInvalidKernelBundle, MaxKernelBundleEntries)
+	}
+	rel, err := bundleEntryPath(h)
 	if err != nil {
 		return err
 	}
-	defer closeTar()
-	for {
-		h, err := tr.Next()
-		if errors.Is(err, io.EOF) {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		if x.entries++; x.entries > MaxKernelBundleEntries {
-			return fmt.Errorf("%w: more than %d entries", ErrInvalidKernelBundle, MaxKernelBundleEntries)
-		}
-		rel, err := bundleEntryPath(h)
-		if err != nil {
-			return err
-		}
-		if rel == "" {
-			continue // the root directory
-		}
-		p := filepath.Join(x.dir, filepath.FromSlash(rel))
-		if h.Typeflag == tar.TypeDir {
-			if err := os.MkdirAll(p, 0o755); err != nil {
-				return fmt.Errorf("%s: %w", rel, err)
-			}
-			continue
-		}
-		limit := int64(MaxKernelBundleFile)
-		if bundleFiles[rel] && rel != kernel.KernelFile {
-			limit = MaxKernelBundleMeta
-		}
-		if h.Size < 0 || h.Size > limit {
-			return fmt.Errorf("%w: %s of %d bytes (at most %d)", ErrInvalidKernelBundle, rel, h.Size, limit)
-		}
-		if x.bytes += h.Size; x.bytes > MaxKernelBundleBytes {
-			return fmt.Errorf("%w: files of more than %d bytes", ErrInvalidKernelBundle, int64(MaxKernelBundleBytes))
-		}
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			return fmt.Errorf("%s: %w", rel, err)
-		}
-		mode := os.FileMode(0o644)
-		if h.Mode&0o100 != 0 {
-			mode = 0o755
-		}
-		// O_EXCL: a name given twice is refused, and nothing is followed.
-		f, err := os.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_EXCL, mode)
-		if errors.Is(err, fs.ErrExist) {
-			return fmt.Errorf("%w: %s twice", ErrInvalidKernelBundle, rel)
-		}
-		if err != nil {
-			return fmt.Errorf("%s: %w", rel, err)
-		}
-		n, err := io.Copy(f, tr)
-		if cerr := f.Close(); err == nil {
-			err = cerr
-		}
-		if err == nil && n != h.Size {
-			err = io.ErrUnexpectedEOF
-		}
-		if err != nil {
-			return fmt.Errorf("%s: %w", rel, err)
-		}
+	if rel == "" {
+		return nil // the root directory
 	}
+	p := filepath.Join(x.dir, filepath.FromSlash(rel))
+	if h.Typeflag == tar.TypeDir {
+		if err := os.MkdirAll(p, 0o755); err != nil {
+			return fmt.Errorf("%s: %w", rel, err)
+		}
+		return nil
+	}
+	limit := int64(MaxKernelBundleFile)
+	if bundleFiles[rel] && rel != kernel.KernelFile {
+		limit = MaxKernelBundleMeta
+	}
+	if h.Size < 0 || h.Size > limit {
+		return fmt.Errorf("%w: %s of %d bytes (at most %d)", ErrInvalidKernelBundle, rel, h.Size, limit)
+	}
+	if x.bytes += h.Size; x.bytes > MaxKernelBundleBytes {
+		return fmt.Errorf("%w: files of more than %d bytes", ErrInvalidKernelBundle, int64(MaxKernelBundleBytes))
+	}
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		return fmt.Errorf("%s: %w", rel, err)
+	}
+	mode := os.FileMode(0o644)
+	if h.Mode&0o100 != 0 {
+		mode = 0o755
+	}
+	// O_EXCL: a name given twice is refused, and nothing is followed.
+	f, err := os.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_EXCL, mode)
+	if errors.Is(err, fs.ErrExist) {
+		return fmt.Errorf("%w: %s twice", ErrInvalidKernelBundle, rel)
+	}
+	if err != nil {
+		return fmt.Errorf("%s: %w", rel, err)
+	}
+	n, err := io.Copy(f, body)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil && n != h.Size {
+		err = io.ErrUnexpectedEOF
+	}
+	if err != nil {
+		return fmt.Errorf("%s: %w", rel, err)
+	}
+	return nil
 }
 
 // bundleEntryPath checks a tar entry of a bundle image and returns its
