@@ -50,12 +50,11 @@ $(UNI): $(INIT_BIN) $(shell find . -name '*.go' -not -name '*_test.go' -not -pat
 
 build: $(UNI)
 
-# The Packer plugin is its own module in packer/ (the SDK needs a go-cty
-# replace that must stay out of the module `go install …/cmd/uni@v` reads;
-# docs/dev/packer-plan.md). It builds against this checkout's library.
-$(PLUGIN): $(INIT_BIN) packer/go.mod packer/go.sum $(shell find . -name '*.go' -not -name '*_test.go' -not -path './example/*')
+# The Packer plugin (main.go, builder/, post-processor/) builds in go.work's
+# workspace, which carries the go-cty fork the SDK needs (go.work says why).
+$(PLUGIN): $(INIT_BIN) go.mod go.sum go.work $(shell find . -name '*.go' -not -name '*_test.go' -not -path './example/*')
 	@mkdir -p $(BIN)
-	cd packer && CGO_ENABLED=0 $(GO) build -trimpath -o ../$@ .
+	CGO_ENABLED=0 $(GO) build -trimpath -o $@ .
 
 plugin: $(PLUGIN)
 
@@ -116,13 +115,12 @@ demo: deps build
 	@scripts/demo.sh $(UNI) example/hello-node 8083
 
 # -count=1: the e2e tests run bin/uni, which Go's test cache does not track.
-test: deps $(REGISTRY_BIN) $(ORAS) $(COSIGN) buildkit build examples
+test: deps $(REGISTRY_BIN) $(ORAS) $(COSIGN) $(PACKER) buildkit build examples
 	$(GO) vet ./...
 	UNI="$(CURDIR)/$(UNI)" PATH="$(CURDIR)/$(BIN):$(GOBIN):$$PATH" $(GO) test -count=1 -p 2 -timeout 40m ./...
 
 test-unit:
 	$(GO) test -short ./...
-	cd packer && $(GO) vet ./... && $(GO) test -short ./...
 
 bench: deps $(REGISTRY_BIN) $(ORAS) buildkit build examples
 	@bench/run.sh

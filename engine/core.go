@@ -14,6 +14,7 @@ import (
 	"github.com/uniforge/packer-plugin-unikernel/rootfs"
 	"github.com/uniforge/packer-plugin-unikernel/spec"
 	"github.com/uniforge/packer-plugin-unikernel/unifile"
+	"github.com/uniforge/packer-plugin-unikernel/version"
 )
 
 // This file is the engine's core: the steps every front door runs once it
@@ -313,7 +314,7 @@ type Output struct {
 // Assemble writes the image layout of p on bundle b.
 func Assemble(ctx context.Context, p *Plan, b *kernel.Bundle, out Output) (*spec.ImageConfig, error) {
 	cfg := p.Config
-	cfg.Build = spec.BuildInfo{SourceDateEpoch: out.SourceDateEpoch, Tool: "uni " + Version}
+	cfg.Build = spec.BuildInfo{SourceDateEpoch: out.SourceDateEpoch, Tool: "uni " + version.Version()}
 	in := image.Input{
 		Root:       p.Root,
 		Config:     cfg,

@@ -26,9 +26,6 @@ import (
 	"github.com/uniforge/packer-plugin-unikernel/unifile"
 )
 
-// Version is recorded in config.json.
-const Version = "0.1.0"
-
 // DefaultSourceDateEpoch is the time stamped on every output when
 // SOURCE_DATE_EPOCH is not set: a fixed one, so builds are reproducible
 // by default.

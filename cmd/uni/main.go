@@ -13,11 +13,8 @@ import (
 	"syscall"
 
 	"github.com/spf13/cobra"
-
-	"github.com/uniforge/packer-plugin-unikernel/engine"
+	"github.com/uniforge/packer-plugin-unikernel/version"
 )
-
-const version = engine.Version
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -53,7 +50,7 @@ rootfs.img, config.json), which uni run boots in QEMU.`,
   uni run out
   uni run -p 8083:8083 hi.js
   uni init hi.js`,
-		Version:                    version,
+		Version:                    version.Version(),
 		SuggestionsMinimumDistance: 2,
 		SilenceErrors:              true,
 		SilenceUsage:               true,

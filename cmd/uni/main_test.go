@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/uniforge/packer-plugin-unikernel/version"
 )
 
 // cli runs uni in-process and returns its exit status, stdout and stderr.
@@ -34,8 +36,8 @@ func TestUsage(t *testing.T) {
 		{args: []string{"init", "-h"}, status: 0, stdout: []string{"-p, --port", "--force", "-o, --output"}},
 		{args: []string{"kernel", "import", "--help"}, status: 0, stdout: []string{"--name"}},
 		{args: []string{"help"}, status: 0, stdout: []string{"build", "run", "init", "kernel", "completion"}},
-		{args: []string{"--version"}, status: 0, stdout: []string{"uni " + version}},
-		{args: []string{"version"}, status: 0, stdout: []string{"uni " + version}},
+		{args: []string{"--version"}, status: 0, stdout: []string{"uni " + version.Version()}},
+		{args: []string{"version"}, status: 0, stdout: []string{"uni " + version.Version()}},
 		{args: []string{"completion", "bash"}, status: 0, stdout: []string{"__start_uni"}},
 		{args: []string{}, status: 2, stderr: []string{"no command given", "Available Commands"}},
 		{args: []string{"run"}, status: 2, stderr: []string{"run needs a TARGET", "uni run --help"}},

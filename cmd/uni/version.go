@@ -4,6 +4,7 @@ import (
 	"fmt"
 
 	"github.com/spf13/cobra"
+	"github.com/uniforge/packer-plugin-unikernel/version"
 )
 
 func newVersionCmd() *cobra.Command {
@@ -12,7 +13,7 @@ func newVersionCmd() *cobra.Command {
 		Short: "Print uni's version",
 		Args:  noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			_, err := fmt.Fprintln(cmd.OutOrStdout(), "uni", version)
+			_, err := fmt.Fprintln(cmd.OutOrStdout(), "uni", version.Version())
 			return err
 		},
 	}

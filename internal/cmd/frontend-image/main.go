@@ -27,6 +27,7 @@ import (
 	"github.com/uniforge/packer-plugin-unikernel/internal/frontendimage"
 	"github.com/uniforge/packer-plugin-unikernel/kernel"
 	"github.com/uniforge/packer-plugin-unikernel/oci"
+	"github.com/uniforge/packer-plugin-unikernel/version"
 )
 
 func main() {
@@ -46,7 +47,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	binary := fs.String("binary", "", "the static frontend program (required)")
 	kernelName := fs.String("kernel", kernel.DefaultName, "the kernel bundle to push as the default: a name, digest or reference KERNEL accepts")
 	tag := fs.String("tag", "dev", "the frontend image's tag")
-	version := fs.String("version", engine.Version, "the version frontend.json records")
+	version := fs.String("version", version.Version(), "the version frontend.json records")
 	insecure := fs.Bool("insecure", false, "allow plain HTTP to a registry that is not on loopback")
 	if err := fs.Parse(args); err != nil {
 		return err

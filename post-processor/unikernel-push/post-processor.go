@@ -18,7 +18,7 @@ import (
 
 	"github.com/uniforge/packer-plugin-unikernel/layout"
 	"github.com/uniforge/packer-plugin-unikernel/oci"
-	"github.com/uniforge/packer-plugin-unikernel/packer/builder/unikernel"
+	"github.com/uniforge/packer-plugin-unikernel/builder/unikernel"
 )
 
 // BuilderID names the artifacts of this post-processor.

@@ -8,11 +8,12 @@ import (
 	"os"
 
 	"github.com/hashicorp/packer-plugin-sdk/plugin"
+	sdkversion "github.com/hashicorp/packer-plugin-sdk/version"
 
-	"github.com/uniforge/packer-plugin-unikernel/packer/builder/unikernel"
-	"github.com/uniforge/packer-plugin-unikernel/packer/post-processor/unikernel-convert"
-	"github.com/uniforge/packer-plugin-unikernel/packer/post-processor/unikernel-push"
-	"github.com/uniforge/packer-plugin-unikernel/packer/version"
+	"github.com/uniforge/packer-plugin-unikernel/builder/unikernel"
+	convert "github.com/uniforge/packer-plugin-unikernel/post-processor/unikernel-convert"
+	push "github.com/uniforge/packer-plugin-unikernel/post-processor/unikernel-push"
+	"github.com/uniforge/packer-plugin-unikernel/version"
 )
 
 func main() {
@@ -20,7 +21,7 @@ func main() {
 	pps.RegisterBuilder(plugin.DEFAULT_NAME, new(unikernel.Builder))
 	pps.RegisterPostProcessor("convert", new(convert.PostProcessor))
 	pps.RegisterPostProcessor("push", new(push.PostProcessor))
-	pps.SetVersion(version.PluginVersion)
+	pps.SetVersion(sdkversion.NewPluginVersion(version.Version(), "", ""))
 	if err := pps.Run(); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)

@@ -23,7 +23,7 @@ import (
 	"github.com/uniforge/packer-plugin-unikernel/internal/cachedir"
 	"github.com/uniforge/packer-plugin-unikernel/kernel"
 	"github.com/uniforge/packer-plugin-unikernel/layout"
-	"github.com/uniforge/packer-plugin-unikernel/packer/builder/unikernel"
+	"github.com/uniforge/packer-plugin-unikernel/builder/unikernel"
 	"github.com/uniforge/packer-plugin-unikernel/spec"
 )
 

@@ -60,7 +60,7 @@ func runPacker(t *testing.T, packer string, env []string, want int, args ...stri
 
 func TestPackerValidate(t *testing.T) {
 	packer, env := packerEnv(t)
-	runPacker(t, packer, env, 0, "validate", "../example/unikernel.pkr.hcl")
+	runPacker(t, packer, env, 0, "validate", "example/unikernel.pkr.hcl")
 
 	bad := filepath.Join(t.TempDir(), "bad.pkr.hcl")
 	writeTemplate(t, bad, `context = "ctx"
@@ -104,7 +104,7 @@ build {
 func helloContext(t *testing.T) string {
 	t.Helper()
 	dir := t.TempDir()
-	uf, err := os.ReadFile("../example/hello-go/Unifile")
+	uf, err := os.ReadFile("example/hello-go/Unifile")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -112,7 +112,7 @@ func helloContext(t *testing.T) string {
 		t.Fatal(err)
 	}
 	build := exec.Command("go", "build", "-trimpath", "-o", filepath.Join(dir, "hello"), ".")
-	build.Dir = "../example/hello-go"
+	build.Dir = "example/hello-go"
 	build.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("building hello-go: %v\n%s", err, out)
