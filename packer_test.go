@@ -7,7 +7,11 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"context"
+	"crypto/sha256"
+	"fmt"
 	"io"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -17,6 +21,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/uniforge/packer-plugin-unikernel/engine"
 	"github.com/uniforge/packer-plugin-unikernel/internal/testtool"
 )
 
@@ -120,39 +125,103 @@ func helloContext(t *testing.T) string {
 	return dir
 }
 
-func TestPackerBuildConverts(t *testing.T) {
+// The example template, built as its comment says: hello-node built,
+// booted until it answers, converted to qcow2 and VMDK. Then the output
+// directory's rules: a second build without -force is refused before any
+// work, and a forced one whose check fails leaves the first layout as it was.
+func TestPackerBuildExample(t *testing.T) {
 	testtool.NeedVM(t)
+	testtool.Need(t, "node")
 	qemuImg := testtool.Need(t, "qemu-img")[0]
 	packer, env := packerEnv(t)
-	ctxDir, work := helloContext(t), t.TempDir()
-	out := filepath.Join(work, "layout")
-	tmpl := filepath.Join(work, "app.pkr.hcl")
-	writeTemplate(t, tmpl, `context = "`+ctxDir+`"
-  output_directory = "`+out+`"
-  ready {
-    type          = "http"
-    port          = 8080
-    body_contains = "Hello from Go"
-    timeout       = "3m"
-  }`, `post-processor "unikernel-convert" {
-    format   = "qcow2"
-    compress = true
-    output   = "`+filepath.Join(work, "app.qcow2")+`"
-  }
-  post-processor "unikernel-convert" {
-    format = "vmdk"
-    output = "`+filepath.Join(work, "app.vmdk")+`"
-  }`)
-	runPacker(t, packer, env, 0, "build", tmpl)
+	work := t.TempDir()
+	out := filepath.Join(work, "hello-node")
+	runPacker(t, packer, env, 0, "build", "-var", "output_directory="+out, "example/unikernel.pkr.hcl")
 
 	raw := filepath.Join(out, "disk.img") // written by the convert post-processor
-	for _, f := range []string{"app.qcow2", "app.vmdk"} {
-		p := filepath.Join(work, f)
-		if b, err := exec.Command(qemuImg, "check", p).CombinedOutput(); err != nil {
+	for _, f := range []string{out + ".qcow2", out + ".vmdk"} {
+		if b, err := exec.Command(qemuImg, "check", f).CombinedOutput(); err != nil {
 			t.Errorf("qemu-img check %s: %v\n%s", f, err, b)
 		}
-		if b, err := exec.Command(qemuImg, "compare", raw, p).CombinedOutput(); err != nil {
+		if b, err := exec.Command(qemuImg, "compare", raw, f).CombinedOutput(); err != nil {
 			t.Errorf("qemu-img compare disk.img %s: %v\n%s", f, err, b)
+		}
+	}
+
+	// The builder's layout is the one `uni build` makes: same engine, same bytes.
+	cli := filepath.Join(work, "cli")
+	if _, err := engine.Build(context.Background(), engine.Request{ContextDir: "example/hello-node", OutDir: cli}); err != nil {
+		t.Fatal(err)
+	}
+	built := sums(t, out)
+	for name, sum := range sums(t, cli) {
+		if built[name] != sum {
+			t.Errorf("%s differs between packer build and uni build", name)
+		}
+	}
+
+	got := runPacker(t, packer, env, -1, "build", "-var", "output_directory="+out, "example/unikernel.pkr.hcl")
+	if !strings.Contains(got, "output_directory "+out+" already exists; packer build -force replaces it") {
+		t.Errorf("a second build without -force says:\n%s", got)
+	}
+
+	// -force with a check that never passes: the proven layout stays.
+	tmpl := filepath.Join(work, "never.pkr.hcl")
+	writeTemplate(t, tmpl, `context = "`+filepath.Join(mustAbs(t, "example/hello-node"))+`"
+  output_directory = "`+out+`"
+  ready {
+    type    = "tcp"
+    port    = 9999
+    timeout = "20s"
+  }`, "")
+	got = runPacker(t, packer, env, -1, "build", "-force", tmpl)
+	if !strings.Contains(got, "did not become ready within 20s") {
+		t.Errorf("packer build output lacks the readiness failure:\n%s", got)
+	}
+	if after := sums(t, out); !maps.Equal(after, built) {
+		t.Errorf("a failed forced build changed %s: %v, was %v", out, after, built)
+	}
+	assertNoLeftovers(t, work)
+}
+
+// sums maps each file of dir to its sha256.
+func sums(t *testing.T, dir string) map[string]string {
+	t.Helper()
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := map[string]string{}
+	for _, e := range ents {
+		b, err := os.ReadFile(filepath.Join(dir, e.Name()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		m[e.Name()] = fmt.Sprintf("%x", sha256.Sum256(b))
+	}
+	return m
+}
+
+func mustAbs(t *testing.T, p string) string {
+	t.Helper()
+	abs, err := filepath.Abs(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return abs
+}
+
+// assertNoLeftovers fails t if a QEMU still runs on anything under dir, or
+// a staging or temporary directory of a build is left in it.
+func assertNoLeftovers(t *testing.T, dir string) {
+	t.Helper()
+	if leaked := qemuOf(t, dir); leaked != "" {
+		t.Errorf("QEMU still runs: %s", leaked)
+	}
+	ents, _ := os.ReadDir(dir)
+	for _, e := range ents {
+		if strings.HasPrefix(e.Name(), ".") {
+			t.Errorf("left behind in %s: %s", dir, e.Name())
 		}
 	}
 }
@@ -179,9 +248,7 @@ func TestPackerBuildNotReady(t *testing.T) {
 	if _, err := os.Stat(out); !os.IsNotExist(err) {
 		t.Errorf("output directory %s left behind (stat: %v)", out, err)
 	}
-	if leaked := qemuOf(t, out); leaked != "" {
-		t.Errorf("QEMU still runs: %s", leaked)
-	}
+	assertNoLeftovers(t, work)
 }
 
 // qemuOf returns the command line of a running process that names dir, if any.
@@ -244,7 +311,7 @@ func TestPackerBuildCancel(t *testing.T) {
 		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
 		t.Fatal("the VM did not boot")
 	}
-	if qemuOf(t, out) == "" {
+	if qemuOf(t, work) == "" {
 		t.Fatal("no QEMU running before the interrupt: the test would prove nothing")
 	}
 	if err := syscall.Kill(-cmd.Process.Pid, syscall.SIGINT); err != nil {
@@ -263,7 +330,5 @@ func TestPackerBuildCancel(t *testing.T) {
 	if _, err := os.Stat(out); !os.IsNotExist(err) {
 		t.Errorf("output directory %s left behind (stat: %v)", out, err)
 	}
-	if leaked := qemuOf(t, out); leaked != "" {
-		t.Errorf("QEMU still runs: %s", leaked)
-	}
+	assertNoLeftovers(t, work)
 }

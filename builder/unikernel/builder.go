@@ -43,7 +43,7 @@ func (b *Builder) Run(ctx context.Context, ui packersdk.Ui, hook packersdk.Hook)
 	default:
 		source = &stepBuild{cfg: &b.config, st: st}
 	}
-	steps := []multistep.Step{source, &stepBoot{cfg: &b.config, st: st}}
+	steps := []multistep.Step{source, &stepBoot{cfg: &b.config, st: st}, &stepPublish{cfg: &b.config, st: st}}
 
 	bag := new(multistep.BasicStateBag)
 	bag.Put("ui", ui)

@@ -6,10 +6,15 @@ import "github.com/uniforge/packer-plugin-unikernel/layout"
 // bag carries only what it imposes (ui, hook, error); the steps share this
 // typed value instead.
 type runState struct {
-	// Dir is the image layout directory the source step produced.
+	// Staging is the directory this build made beside output_directory to
+	// build or pull into; the source step removes it when the build ends.
+	// Empty for a user's `layout`.
+	Staging string
+	// Dir is where the layout is now: inside Staging until stepPublish
+	// moves it to output_directory, or the user's `layout`.
 	Dir string
-	// Owned is true when this build wrote Dir, so a failed or cancelled
-	// build removes it; a user's `layout` is never removed.
+	// Owned is true once Dir is output_directory written by this build, so
+	// Artifact.Destroy may remove it; a user's `layout` is never removed.
 	Owned bool
 	// Layout is Dir opened.
 	Layout *layout.Layout

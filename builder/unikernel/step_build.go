@@ -3,7 +3,6 @@ package unikernel
 import (
 	"context"
 	"fmt"
-	"os"
 	"path/filepath"
 
 	"github.com/hashicorp/packer-plugin-sdk/multistep"
@@ -25,54 +24,40 @@ func (s *stepBuild) Run(ctx context.Context, bag multistep.StateBag) multistep.S
 	if contextDir == "" {
 		contextDir = filepath.Dir(unifile)
 	}
-	ui.Say(fmt.Sprintf("Building %s into %s", unifileName(contextDir, unifile), s.cfg.OutputDirectory))
-	existed := dirExists(s.cfg.OutputDirectory)
-	_, err := engine.Build(ctx, engine.Request{
+	name := unifileName(contextDir, unifile)
+	if err := checkOutput(s.cfg, contextDir, name); err != nil {
+		return halt(bag, ui, err)
+	}
+	staging, dir, err := newStaging(s.cfg.OutputDirectory)
+	if err != nil {
+		return halt(bag, ui, err)
+	}
+	s.st.Staging = staging
+	ui.Say(fmt.Sprintf("Building %s", name))
+	_, err = engine.Build(ctx, engine.Request{
 		ContextDir: contextDir,
 		Unifile:    unifile,
 		BuildArgs:  s.cfg.BuildArgs,
-		OutDir:     s.cfg.OutputDirectory,
+		OutDir:     dir,
 		Disk:       s.cfg.Disk,
 		Log:        uiWriter{ui},
 	})
 	if err != nil {
 		return halt(bag, ui, fmt.Errorf("build: %w", err))
 	}
-	s.st.Dir, s.st.Owned = s.cfg.OutputDirectory, !existed
+	s.st.Dir = dir
 	return multistep.ActionContinue
 }
 
-// Cleanup removes the layout this build wrote when a later step failed or
-// the build was cancelled. engine.Build itself leaves nothing on failure.
-func (s *stepBuild) Cleanup(bag multistep.StateBag) { cleanupOwned(bag, s.st) }
+// Cleanup removes the staging directory: the layout was moved out of it if
+// the build succeeded, and is unproven otherwise.
+func (s *stepBuild) Cleanup(bag multistep.StateBag) { removeStaging(bag, s.st) }
 
 func unifileName(contextDir, unifile string) string {
 	if unifile != "" {
 		return unifile
 	}
 	return filepath.Join(contextDir, "Unifile")
-}
-
-func dirExists(p string) bool {
-	st, err := os.Stat(p)
-	return err == nil && st.IsDir()
-}
-
-// cleanupOwned removes st.Dir if this build wrote it and the build did not
-// succeed (an error, a cancellation or a halt).
-func cleanupOwned(bag multistep.StateBag, st *runState) {
-	_, cancelled := bag.GetOk(multistep.StateCancelled)
-	_, halted := bag.GetOk(multistep.StateHalted)
-	_, failed := bag.GetOk("error")
-	if !(cancelled || halted || failed) || !st.Owned || st.Dir == "" {
-		return
-	}
-	ui := bag.Get("ui").(packersdk.Ui)
-	if err := os.RemoveAll(st.Dir); err != nil {
-		ui.Error(fmt.Sprintf("removing %s: %s", st.Dir, err))
-		return
-	}
-	ui.Say(fmt.Sprintf("Removed %s", st.Dir))
 }
 
 // halt records err as the build's error and stops the run.

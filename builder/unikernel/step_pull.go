@@ -19,17 +19,25 @@ type stepPull struct {
 
 func (s *stepPull) Run(ctx context.Context, bag multistep.StateBag) multistep.StepAction {
 	ui := bag.Get("ui").(packersdk.Ui)
-	ui.Say(fmt.Sprintf("Pulling %s into %s", s.cfg.Ref, s.cfg.OutputDirectory))
-	existed := dirExists(s.cfg.OutputDirectory)
+	if err := checkOutput(s.cfg); err != nil {
+		return halt(bag, ui, err)
+	}
+	staging, dir, err := newStaging(s.cfg.OutputDirectory)
+	if err != nil {
+		return halt(bag, ui, err)
+	}
+	s.st.Staging = staging
+	ui.Say(fmt.Sprintf("Pulling %s", s.cfg.Ref))
 	opts := []oci.Option{oci.WithDisk(s.cfg.Disk)}
 	if s.cfg.Insecure {
 		opts = append(opts, oci.WithInsecure(true))
 	}
-	if _, err := oci.Pull(ctx, s.cfg.Ref, s.cfg.OutputDirectory, opts...); err != nil {
+	if _, err := oci.Pull(ctx, s.cfg.Ref, dir, opts...); err != nil {
 		return halt(bag, ui, fmt.Errorf("pull %s: %w", s.cfg.Ref, err))
 	}
-	s.st.Dir, s.st.Owned = s.cfg.OutputDirectory, !existed
+	s.st.Dir = dir
 	return multistep.ActionContinue
 }
 
-func (s *stepPull) Cleanup(bag multistep.StateBag) { cleanupOwned(bag, s.st) }
+// Cleanup removes the staging directory, as stepBuild's does.
+func (s *stepPull) Cleanup(bag multistep.StateBag) { removeStaging(bag, s.st) }
