@@ -43,6 +43,17 @@ func packerEnv(t *testing.T) (string, []string) {
 		"PACKER_CONFIG_DIR="+filepath.Join(dir, "config"),
 		"CHECKPOINT_DISABLE=1",
 	)
+	// The SDK's own check of a plugin binary (describe, naming, protocol).
+	// It takes only a bare name (packer-plugin-*), so it runs in dir.
+	sdcPath, err := exec.Command("go", "tool", "-n", "packer-sdc").Output()
+	if err != nil {
+		t.Fatalf("go tool -n packer-sdc: %v", err)
+	}
+	sdc := exec.Command(strings.TrimSpace(string(sdcPath)), "plugin-check", filepath.Base(plugin))
+	sdc.Dir = dir
+	if out, err := sdc.CombinedOutput(); err != nil {
+		t.Fatalf("packer-sdc plugin-check: %v\n%s", err, out)
+	}
 	runPacker(t, packer, env, 0, "plugins", "install", "--path", plugin, "github.com/uniforge/unikernel")
 	return packer, env
 }

@@ -25,52 +25,63 @@ const (
 )
 
 // Config is the builder's configuration. Exactly one source: `unifile`
-// (with `context`), `layout`, or `ref`.
+// and/or `context` (build), `layout` (use), or `ref` (pull).
 type Config struct {
 	common.PackerConfig `mapstructure:",squash"`
 
-	// Unifile to build with the embedded engine, as `uni build -f`.
-	// Defaults to `context`/Unifile when only `context` is set.
+	// The Unifile to build with the embedded engine, as `uni build -f`
+	// does, giving the same bytes. Default: `Unifile` in `context`.
 	Unifile string `mapstructure:"unifile"`
-	// Context is the build context directory (default: the Unifile's directory).
+	// The build context directory. Default: the Unifile's directory.
 	Context string `mapstructure:"context"`
-	// BuildArgs are the Unifile's ARG values, as `--build-arg`.
+	// Values of the Unifile's `ARG`s, as `uni build --build-arg`.
 	BuildArgs map[string]string `mapstructure:"build_args"`
-	// Layout is an existing image layout directory, used as it is.
+	// An existing image layout directory (from `uni build` or `uni pull`),
+	// booted and used as it is; the build never changes or removes it.
 	Layout string `mapstructure:"layout"`
-	// Ref is an OCI reference of an image pushed with `uni push`.
+	// An OCI reference of an image pushed with `uni push` or
+	// `docker buildx build --push`, pulled into `output_directory`.
 	Ref string `mapstructure:"ref"`
-	// Insecure pulls Ref over plain HTTP.
+	// Pull `ref` over plain HTTP.
 	Insecure bool `mapstructure:"insecure"`
-	// OutputDirectory is where a built or pulled layout is written
-	// (default: output-BUILDNAME). It must be absent, empty or an earlier layout.
+	// Where a built or pulled layout is written once it has booted.
+	// Default: `output-BUILDNAME`. If it exists and is not empty,
+	// `packer build -force` is needed, and even then only an earlier image
+	// layout is replaced.
 	OutputDirectory string `mapstructure:"output_directory"`
-	// Disk also writes disk.img, which the convert post-processor needs
-	// (it writes it itself when missing).
+	// Also write `disk.img`, the bootable raw disk (`unikernel-convert`
+	// writes it when it is missing).
 	Disk bool `mapstructure:"disk"`
-	// Ready is the readiness check of the one boot that proves the image.
-	Ready ReadyConfig `mapstructure:"ready"`
+	// The readiness check of the one boot that proves the image works
+	// (see below).
+	Ready ReadyConfig `mapstructure:"ready" required:"true"`
 
 	ctx interpolate.Context
 }
 
-// ReadyConfig says when a booted image counts as working.
+// ReadyConfig says when a booted image counts as working. The builder boots
+// the image once under QEMU and yields the artifact only if this check
+// passes within `timeout`; otherwise the build fails and leaves no output.
 type ReadyConfig struct {
-	// Type is tcp, http, console or exit.
-	Type string `mapstructure:"type"`
-	// Port is the guest port of a tcp or http check.
+	// The kind of check: `tcp` (a guest port accepts a connection), `http`
+	// (a GET answers `status`, and the body contains `body_contains`),
+	// `console` (a serial console line contains `line`), or `exit` (the app
+	// exits with `exit_status`).
+	Type string `mapstructure:"type" required:"true"`
+	// The guest port of a `tcp` or `http` check, forwarded from a free
+	// loopback port of the build machine.
 	Port int `mapstructure:"port"`
-	// Path is the HTTP path (default /).
+	// The path of an `http` check. Default: `/`.
 	Path string `mapstructure:"path"`
-	// Status is the HTTP status wanted (default 200).
+	// The HTTP status an `http` check wants. Default: 200.
 	Status int `mapstructure:"status"`
-	// BodyContains, if set, must occur in the HTTP body.
+	// Text the body of an `http` answer must contain.
 	BodyContains string `mapstructure:"body_contains"`
-	// Line must occur in a console line (console check).
+	// Text a console line must contain (`console` check).
 	Line string `mapstructure:"line"`
-	// ExitStatus is the app's exit status wanted (exit check; default 0).
+	// The exit status an `exit` check wants. Default: 0.
 	ExitStatus int `mapstructure:"exit_status"`
-	// Timeout bounds the boot and the check (default 2m).
+	// How long the boot and the check together may take. Default: 2m.
 	Timeout time.Duration `mapstructure:"timeout"`
 }
 

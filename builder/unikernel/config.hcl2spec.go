@@ -26,7 +26,7 @@ type FlatConfig struct {
 	Insecure            *bool             `mapstructure:"insecure" cty:"insecure" hcl:"insecure"`
 	OutputDirectory     *string           `mapstructure:"output_directory" cty:"output_directory" hcl:"output_directory"`
 	Disk                *bool             `mapstructure:"disk" cty:"disk" hcl:"disk"`
-	Ready               *FlatReadyConfig  `mapstructure:"ready" cty:"ready" hcl:"ready"`
+	Ready               *FlatReadyConfig  `mapstructure:"ready" required:"true" cty:"ready" hcl:"ready"`
 }
 
 // FlatMapstructure returns a new FlatConfig.
@@ -65,7 +65,7 @@ func (*FlatConfig) HCL2Spec() map[string]hcldec.Spec {
 // FlatReadyConfig is an auto-generated flat version of ReadyConfig.
 // Where the contents of a field with a `mapstructure:,squash` tag are bubbled up.
 type FlatReadyConfig struct {
-	Type         *string `mapstructure:"type" cty:"type" hcl:"type"`
+	Type         *string `mapstructure:"type" required:"true" cty:"type" hcl:"type"`
 	Port         *int    `mapstructure:"port" cty:"port" hcl:"port"`
 	Path         *string `mapstructure:"path" cty:"path" hcl:"path"`
 	Status       *int    `mapstructure:"status" cty:"status" hcl:"status"`

@@ -18,12 +18,12 @@ import (
 	"github.com/hashicorp/packer-plugin-sdk/template/config"
 	"github.com/hashicorp/packer-plugin-sdk/template/interpolate"
 
+	"github.com/uniforge/packer-plugin-unikernel/builder/unikernel"
 	"github.com/uniforge/packer-plugin-unikernel/image"
 	"github.com/uniforge/packer-plugin-unikernel/image/format"
 	"github.com/uniforge/packer-plugin-unikernel/internal/cachedir"
 	"github.com/uniforge/packer-plugin-unikernel/kernel"
 	"github.com/uniforge/packer-plugin-unikernel/layout"
-	"github.com/uniforge/packer-plugin-unikernel/builder/unikernel"
 	"github.com/uniforge/packer-plugin-unikernel/spec"
 )
 
@@ -34,17 +34,19 @@ const BuilderID = "uniforge.unikernel-convert"
 type Config struct {
 	common.PackerConfig `mapstructure:",squash"`
 
-	// Format is one of image/format's names: raw, qcow2, vmdk, vhd, vhdx, gce, ova.
+	// The disk format: `raw`, `qcow2`, `vmdk` (streamOptimized), `vhd`
+	// (fixed, for Azure), `vhdx`, `gce` (a `disk.raw` tarball) or `ova`.
+	// The same table as `uni convert --format`.
 	Format string `mapstructure:"format" required:"true"`
-	// Output is the file written (default: the layout directory's name
-	// plus the format's extension, beside it).
+	// The file written. Default: the layout directory's path plus the
+	// format's extension (`out/app` gives `out/app.qcow2`).
 	Output string `mapstructure:"output"`
-	// Compress compresses where the format allows (qcow2).
+	// Compress the clusters (`qcow2` only).
 	Compress bool `mapstructure:"compress"`
-	// Name names the VM inside an ova and the extent of a vmdk.
+	// The VM's name inside an `ova`, and the extent name of a `vmdk`.
 	Name string `mapstructure:"name"`
-	// KeepInputArtifact keeps the layout (the default); false removes it
-	// when the build wrote it.
+	// Keep the builder's layout (the default). `false` removes it when the
+	// build wrote it.
 	KeepInputArtifact *bool `mapstructure:"keep_input_artifact"`
 
 	ctx interpolate.Context

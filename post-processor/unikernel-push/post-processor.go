@@ -16,9 +16,9 @@ import (
 	"github.com/hashicorp/packer-plugin-sdk/template/config"
 	"github.com/hashicorp/packer-plugin-sdk/template/interpolate"
 
+	"github.com/uniforge/packer-plugin-unikernel/builder/unikernel"
 	"github.com/uniforge/packer-plugin-unikernel/layout"
 	"github.com/uniforge/packer-plugin-unikernel/oci"
-	"github.com/uniforge/packer-plugin-unikernel/builder/unikernel"
 )
 
 // BuilderID names the artifacts of this post-processor.
@@ -28,11 +28,13 @@ const BuilderID = "uniforge.unikernel-push"
 type Config struct {
 	common.PackerConfig `mapstructure:",squash"`
 
-	// Ref is where the image goes: registry/repository:tag.
+	// Where the image goes: `registry/repository:tag`. `uni pull`,
+	// `uni run` and `oras pull` take it from there.
 	Ref string `mapstructure:"ref" required:"true"`
-	// Disk also pushes disk.img (a registry normally stores no second copy).
+	// Also push `disk.img` (a registry normally stores no second copy:
+	// the disk is a function of the other files).
 	Disk bool `mapstructure:"disk"`
-	// Insecure pushes over plain HTTP.
+	// Push over plain HTTP.
 	Insecure bool `mapstructure:"insecure"`
 
 	ctx interpolate.Context
