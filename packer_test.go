@@ -343,3 +343,42 @@ func TestPackerBuildCancel(t *testing.T) {
 	}
 	assertNoLeftovers(t, work)
 }
+
+// Every build in docs/packer.md's chaining section parses, with the
+// example's source, under packer's own HCL parser. (-syntax-only: the cloud
+// plugins it names are not installed here; the unikernel half of each chain
+// is what TestPackerBuildExample runs.)
+func TestPackerDocsParse(t *testing.T) {
+	packer, env := packerEnv(t)
+	doc, err := os.ReadFile("docs/packer.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	example, err := os.ReadFile("example/unikernel.pkr.hcl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	source, _, _ := strings.Cut(string(example), "\nbuild {")
+	builds := 0
+	for i, block := range strings.Split(string(doc), "```hcl\n")[1:] {
+		block, _, _ = strings.Cut(block, "```")
+		if !strings.Contains(block, "build {") {
+			continue
+		}
+		builds++
+		p := filepath.Join(t.TempDir(), fmt.Sprintf("doc%d.pkr.hcl", i))
+		if err := os.WriteFile(p, []byte(source+"\n"+block), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		runPacker(t, packer, env, 0, "validate", "-syntax-only", p)
+	}
+	if builds < 4 {
+		t.Errorf("docs/packer.md has %d build blocks, want the 4 cloud chains at least", builds)
+	}
+	// The check can fail: a block with a typo does not pass.
+	bad := filepath.Join(t.TempDir(), "bad.pkr.hcl")
+	if err := os.WriteFile(bad, []byte(source+"\nbuild {\n  post-processors {\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	runPacker(t, packer, env, -1, "validate", "-syntax-only", bad)
+}
