@@ -22,7 +22,11 @@ import (
 	"time"
 
 	"github.com/uniforge/packer-plugin-unikernel/engine"
+	"github.com/uniforge/packer-plugin-unikernel/internal/testregistry"
 	"github.com/uniforge/packer-plugin-unikernel/internal/testtool"
+	"github.com/uniforge/packer-plugin-unikernel/layout"
+	"github.com/uniforge/packer-plugin-unikernel/oci"
+	"github.com/uniforge/packer-plugin-unikernel/spec"
 )
 
 // packerEnv builds the plugin, installs it into a private plugin directory
@@ -381,4 +385,70 @@ func TestPackerDocsParse(t *testing.T) {
 		t.Fatal(err)
 	}
 	runPacker(t, packer, env, -1, "validate", "-syntax-only", bad)
+}
+
+// The two other sources and the push post-processor, against a real
+// registry: a `ref` source pulls what `uni push` pushed, boots it, and
+// unikernel-push pushes it on under a new tag that `oras pull` reads back
+// file for file; a `layout` source boots a user's layout and leaves it as it
+// was.
+func TestPackerRefLayoutAndPush(t *testing.T) {
+	testtool.NeedVM(t)
+	oras := testtool.Need(t, "oras")[0]
+	packer, env := packerEnv(t)
+	addr, _ := testregistry.Start(t)
+	ctxDir, work := helloContext(t), t.TempDir()
+
+	userLayout := filepath.Join(work, "mine")
+	if _, err := engine.Build(context.Background(), engine.Request{ContextDir: ctxDir, OutDir: userLayout}); err != nil {
+		t.Fatal(err)
+	}
+	before := sums(t, userLayout)
+	l, err := layout.Open(userLayout)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := oci.Push(context.Background(), l, addr+"/apps/hello:1", oci.WithInsecure(true)); err != nil {
+		t.Fatal(err)
+	}
+
+	pulled := filepath.Join(work, "pulled")
+	tmpl := filepath.Join(work, "ref.pkr.hcl")
+	writeTemplate(t, tmpl, `ref = "`+addr+`/apps/hello:1"
+  insecure = true
+  output_directory = "`+pulled+`"
+  ready {
+    type = "console"
+    line = "listening on :8080"
+  }`, `post-processor "unikernel-push" {
+    ref      = "`+addr+`/apps/hello:2"
+    insecure = true
+  }`)
+	runPacker(t, packer, env, 0, "build", tmpl)
+	if got := sums(t, pulled); !maps.Equal(got, before) {
+		t.Errorf("the ref source's layout %v differs from what was pushed %v", got, before)
+	}
+	orasOut := filepath.Join(work, "oras")
+	if b, err := exec.Command(oras, "pull", "--plain-http", "-o", orasOut, addr+"/apps/hello:2").CombinedOutput(); err != nil {
+		t.Fatalf("oras pull of the pushed tag: %v\n%s", err, b)
+	}
+	// oras pulls the manifest's files; the SBOM is a referrer beside it.
+	files := maps.Clone(before)
+	delete(files, spec.SBOMFile)
+	if got := sums(t, orasOut); !maps.Equal(got, files) {
+		t.Errorf("oras pull of unikernel-push's tag gave %v, want %v", got, files)
+	}
+
+	tmpl = filepath.Join(work, "layout.pkr.hcl")
+	writeTemplate(t, tmpl, `layout = "`+userLayout+`"
+  ready {
+    type = "http"
+    port = 8080
+    body_contains = "Hello from Go"
+  }`, "")
+	runPacker(t, packer, env, 0, "build", tmpl)
+	if after := sums(t, userLayout); !maps.Equal(after, before) {
+		t.Errorf("a layout source changed the user's layout: %v, was %v", after, before)
+	}
+	assertNoLeftovers(t, work)
 }
