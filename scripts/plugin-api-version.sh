@@ -11,7 +11,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 go=${GO:-go}
 
-desc=$($go run . describe)
+# The release's flags, so that goreleaser's linux/amd64 build finds the
+# packages of this host build in the build cache.
+desc=$(CGO_ENABLED=0 $go run -trimpath . describe)
 api=$(printf '%s\n' "$desc" | sed -n 's/.*"api_version":"\([^"]*\)".*/\1/p')
 if [ -z "$api" ]; then
   echo "plugin-api-version: no api_version in the plugin's describe output: $desc" >&2
