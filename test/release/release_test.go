@@ -242,7 +242,6 @@ func TestGoInstallUni(t *testing.T) {
 		"GOFLAGS=-modcacherw",     // so that the cleanup can remove it
 		"GOWORK=off",
 		"GOBIN=" + gobin,
-		"CGO_ENABLED=0",
 	}, "go", "install", modulePath+"/cmd/uni@"+v)
 	uni := filepath.Join(gobin, "uni")
 
@@ -312,18 +311,22 @@ func makeProxy(t *testing.T, root, commit, v string) string {
 }
 
 // dropFromModCache removes version v of modulePath from the module cache:
-// the extracted tree and the download cache's files, nothing else.
+// the extracted tree, the download cache's files and v's line in the
+// download cache's version list; directories that this leaves empty go
+// too (os.Remove leaves a directory that is not empty alone).
 func dropFromModCache(t *testing.T, modCache, v string) {
 	t.Helper()
-	esc := escapedPath(t)
-	tree := filepath.Join(modCache, filepath.FromSlash(esc)+"@"+v)
+	esc := filepath.FromSlash(escapedPath(t))
+	tree := filepath.Join(modCache, esc+"@"+v)
 	if err := makeWritable(tree); err != nil {
 		t.Errorf("module cache: %v", err)
 	}
 	if err := os.RemoveAll(tree); err != nil {
 		t.Errorf("module cache: %v", err)
 	}
-	dl := filepath.Join(modCache, "cache", "download", filepath.FromSlash(esc), "@v")
+	removeEmptyDirs(modCache, filepath.Dir(tree))
+
+	dl := filepath.Join(modCache, "cache", "download", esc, "@v")
 	files, err := filepath.Glob(filepath.Join(dl, v+".*"))
 	if err != nil {
 		t.Fatal(err)
@@ -332,6 +335,35 @@ func dropFromModCache(t *testing.T, modCache, v string) {
 		if err := os.Remove(f); err != nil {
 			t.Errorf("module cache: %v", err)
 		}
+	}
+	list := filepath.Join(dl, "list")
+	if data, err := os.ReadFile(list); err == nil {
+		var keep []string
+		for _, line := range strings.Split(strings.TrimSpace(string(data)), "\n") {
+			if line != "" && line != v {
+				keep = append(keep, line+"\n")
+			}
+		}
+		if len(keep) == 0 {
+			err = os.Remove(list)
+		} else {
+			err = os.WriteFile(list, []byte(strings.Join(keep, "")), 0o644)
+		}
+		if err != nil {
+			t.Errorf("module cache: %v", err)
+		}
+	}
+	removeEmptyDirs(modCache, dl)
+}
+
+// removeEmptyDirs removes dir and its parents below top while they are
+// empty.
+func removeEmptyDirs(top, dir string) {
+	for dir != top && strings.HasPrefix(dir, top+string(filepath.Separator)) {
+		if os.Remove(dir) != nil {
+			return
+		}
+		dir = filepath.Dir(dir)
 	}
 }
 
