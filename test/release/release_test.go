@@ -125,9 +125,10 @@ func TestSnapshotRelease(t *testing.T) {
 
 	var meta struct{ Version string }
 	readJSON(t, filepath.Join(dist, "metadata.json"), &meta)
-	// No tag (fetched with --no-tags): goreleaser's v0.0.0 and the commit.
+	// No tag (fetched with --no-tags): goreleaser's v0.0.0, one patch up,
+	// as .goreleaser.yml's snapshot template says.
 	v := meta.Version
-	if want := "0.0.0-SNAPSHOT-" + short; v != want {
+	if want := "0.0.1-dev+" + short; v != want {
 		t.Fatalf("metadata.json says version %q, want %q", v, want)
 	}
 
@@ -179,6 +180,22 @@ func TestSnapshotRelease(t *testing.T) {
 		if got, wantV := strings.TrimSpace(run(t, tmp, nil, uni, "version")), "uni "+v; got != wantV {
 			t.Errorf("released uni version says %q, want %q", got, wantV)
 		}
+		installPlugin(t, plug, strings.Split(v, "+")[0], api)
+	}
+}
+
+// installPlugin installs the plugin binary with the real packer, as
+// docs/releasing.md tells users to, into a temporary plugin directory, and
+// checks the name Packer gave it: it drops the build metadata.
+func installPlugin(t *testing.T, plug, v, api string) {
+	t.Helper()
+	packer := testtool.Need(t, "packer")[0]
+	dir := t.TempDir()
+	env := []string{"PACKER_PLUGIN_PATH=" + filepath.Join(dir, "plugins"), "PACKER_CONFIG_DIR=" + filepath.Join(dir, "config"), "CHECKPOINT_DISABLE=1"}
+	run(t, dir, env, packer, "plugins", "install", "--path", plug, "github.com/uniforge/unikernel")
+	want := filepath.Join(dir, "plugins", "github.com", "uniforge", "unikernel", fmt.Sprintf("%s_v%s_%s_linux_amd64", pluginName, v, api))
+	if got := strings.TrimSpace(run(t, dir, env, packer, "plugins", "installed")); got != want {
+		t.Errorf("packer plugins installed says %q, want %q", got, want)
 	}
 }
 
