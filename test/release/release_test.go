@@ -80,57 +80,96 @@ func TestGoreleaserCheck(t *testing.T) {
 }
 
 // TestSnapshotRelease runs `goreleaser release --snapshot` on a clone of the
-// committed HEAD into a temporary dist directory and checks what a release
-// would upload: every archive's name, the SHA256SUMS, the binaries'
-// platforms, the commit's time as every file's time (reproducible
-// archives), and that the linux/amd64 plugin tells Packer the snapshot's
-// version and API.
+// committed HEAD, as CI runs it, and checks what a release would upload
+// (checkRelease). The version is the snapshot template's.
 func TestSnapshotRelease(t *testing.T) {
 	testtool.Slow(t, "builds the plugin and uni for four platforms")
-	gr := testtool.Need(t, "goreleaser")[0]
-	root := repoRoot(t)
-	tmp := t.TempDir()
-	dist := filepath.Join(tmp, "dist")
+	r := newRelease(t, "")
+	r.goreleaser(t, "release", "--snapshot", "--clean", "--skip=publish")
+	// No tag (fetched with --no-tags): goreleaser's v0.0.0, one patch up.
+	r.check(t, "0.0.1-dev+"+r.short)
+}
 
-	// goreleaser reads the commit, its time and the remote from git, and
-	// without a remote it says "none" for all of them. A release runs in a
-	// clone, so the test does too: HEAD checked out, GitHub as origin.
-	src := filepath.Join(tmp, "src")
+// TestTaggedRelease runs a real release of a clone of HEAD tagged v1.2.3,
+// all but the upload: goreleaser's checks of the tag and the tree pass, and
+// every file says 1.2.3.
+func TestTaggedRelease(t *testing.T) {
+	testtool.Slow(t, "builds the plugin and uni for four platforms")
+	r := newRelease(t, "v1.2.3")
+	r.goreleaser(t, "release", "--clean", "--skip=publish,announce")
+	r.check(t, "1.2.3")
+}
+
+// release is a clone of the committed HEAD for goreleaser to build, and
+// where its files go.
+type release struct {
+	src, dist, cfg, api string
+	short               string    // the abbreviated commit
+	when                time.Time // the commit's time
+	tmp                 string
+}
+
+// newRelease clones HEAD, tagged tag unless tag is "". goreleaser reads the
+// commit, its time and the remote from git, and without a remote it says
+// "none" for all of them: a release runs in a clone with GitHub as origin,
+// so the test does too, and the checkout's own state does not matter.
+func newRelease(t *testing.T, tag string) *release {
+	t.Helper()
+	testtool.Need(t, "goreleaser")
+	root := repoRoot(t)
+	r := &release{tmp: t.TempDir()}
+	r.src = filepath.Join(r.tmp, "src")
+	r.dist = filepath.Join(r.tmp, "dist")
 	commit := strings.TrimSpace(run(t, root, nil, "git", "rev-parse", "HEAD"))
-	run(t, tmp, nil, "git", "init", "-q", src)
-	run(t, src, nil, "git", "fetch", "-q", "--depth=1", "--no-tags", root, commit)
-	run(t, src, nil, "git", "checkout", "-q", commit)
-	run(t, src, nil, "git", "remote", "add", "origin", "https://"+modulePath+".git")
-	short := strings.TrimSpace(run(t, src, nil, "git", "rev-parse", "--short", "HEAD"))
-	when, err := time.Parse(time.RFC3339, strings.TrimSpace(run(t, src, nil, "git", "show", "-s", "--format=%cI", "HEAD")))
+	run(t, r.tmp, nil, "git", "init", "-q", r.src)
+	run(t, r.src, nil, "git", "fetch", "-q", "--depth=1", "--no-tags", root, commit)
+	run(t, r.src, nil, "git", "checkout", "-q", commit)
+	run(t, r.src, nil, "git", "remote", "add", "origin", "https://"+modulePath+".git")
+	if tag != "" {
+		run(t, r.src, nil, "git", "-c", "user.name=test", "-c", "user.email=test@example.com", "tag", "-a", tag, "-m", tag)
+	}
+	r.short = strings.TrimSpace(run(t, r.src, nil, "git", "rev-parse", "--short", "HEAD"))
+	var err error
+	r.when, err = time.Parse(time.RFC3339, strings.TrimSpace(run(t, r.src, nil, "git", "show", "-s", "--format=%cI", "HEAD")))
 	if err != nil {
 		t.Fatal(err)
 	}
 
 	// goreleaser has no --dist flag: a copy of the config names the
 	// directory, outside the tree it builds.
-	cfg, err := os.ReadFile(filepath.Join(src, ".goreleaser.yml"))
+	cfg, err := os.ReadFile(filepath.Join(r.src, ".goreleaser.yml"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfgCopy := filepath.Join(tmp, "goreleaser.yml")
-	if err := os.WriteFile(cfgCopy, fmt.Appendf(cfg, "\ndist: %s\n", dist), 0o644); err != nil {
+	r.cfg = filepath.Join(r.tmp, "goreleaser.yml")
+	if err := os.WriteFile(r.cfg, fmt.Appendf(cfg, "\ndist: %s\n", r.dist), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	api := strings.TrimSpace(run(t, src, nil, filepath.Join(src, "scripts", "plugin-api-version.sh")))
-	if api != apiVersion() {
-		t.Fatalf("scripts/plugin-api-version.sh says %q, the SDK speaks %q", api, apiVersion())
+	r.api = strings.TrimSpace(run(t, r.src, nil, filepath.Join(r.src, "scripts", "plugin-api-version.sh")))
+	if r.api != apiVersion() {
+		t.Fatalf("scripts/plugin-api-version.sh says %q, the SDK speaks %q", r.api, apiVersion())
 	}
-	run(t, src, []string{"API_VERSION=" + api}, gr, "release", "--snapshot", "--clean", "--skip=publish", "--config", cfgCopy)
+	return r
+}
 
+func (r *release) goreleaser(t *testing.T, args ...string) {
+	t.Helper()
+	run(t, r.src, []string{"API_VERSION=" + r.api}, "goreleaser", append(args, "--config", r.cfg)...)
+}
+
+// check checks what goreleaser wrote for version v: every archive's name,
+// the SHA256SUMS, the binaries' platforms, the commit's time as every
+// file's time (reproducible archives), that the linux/amd64 plugin tells
+// Packer v and the SDK's API version and installs with the real packer,
+// and that uni says v.
+func (r *release) check(t *testing.T, v string) {
+	t.Helper()
 	var meta struct{ Version string }
-	readJSON(t, filepath.Join(dist, "metadata.json"), &meta)
-	// No tag (fetched with --no-tags): goreleaser's v0.0.0, one patch up,
-	// as .goreleaser.yml's snapshot template says.
-	v := meta.Version
-	if want := "0.0.1-dev+" + short; v != want {
-		t.Fatalf("metadata.json says version %q, want %q", v, want)
+	readJSON(t, filepath.Join(r.dist, "metadata.json"), &meta)
+	if meta.Version != v {
+		t.Fatalf("metadata.json says version %q, want %q", meta.Version, v)
 	}
+	api, dist := r.api, r.dist
 
 	var want []string
 	for _, p := range platforms {
@@ -160,9 +199,9 @@ func TestSnapshotRelease(t *testing.T) {
 
 	for _, p := range platforms {
 		bin := fmt.Sprintf("%s_v%s_%s_%s_%s", pluginName, v, api, p.os, p.arch)
-		plug := extractZip(t, filepath.Join(dist, bin+".zip"), bin, tmp, when)
+		plug := extractZip(t, filepath.Join(dist, bin+".zip"), bin, r.tmp, r.when)
 		checkPlatform(t, plug, p.os, p.arch)
-		uni := extractTarGz(t, filepath.Join(dist, fmt.Sprintf("uni_%s_%s_%s.tar.gz", v, p.os, p.arch)), "uni", filepath.Join(tmp, p.os+"_"+p.arch), when)
+		uni := extractTarGz(t, filepath.Join(dist, fmt.Sprintf("uni_%s_%s_%s.tar.gz", v, p.os, p.arch)), "uni", filepath.Join(r.tmp, p.os+"_"+p.arch), r.when)
 		checkPlatform(t, uni, p.os, p.arch)
 		if p.os != "linux" || p.arch != "amd64" {
 			continue
@@ -171,13 +210,13 @@ func TestSnapshotRelease(t *testing.T) {
 			Version    string `json:"version"`
 			APIVersion string `json:"api_version"`
 		}
-		if err := json.Unmarshal([]byte(run(t, tmp, nil, plug, "describe")), &desc); err != nil {
+		if err := json.Unmarshal([]byte(run(t, r.tmp, nil, plug, "describe")), &desc); err != nil {
 			t.Fatalf("%s describe: %v", bin, err)
 		}
 		if desc.Version != v || desc.APIVersion != api {
 			t.Errorf("%s describe: version %q api %q, want %q %q", bin, desc.Version, desc.APIVersion, v, api)
 		}
-		if got, wantV := strings.TrimSpace(run(t, tmp, nil, uni, "version")), "uni "+v; got != wantV {
+		if got, wantV := strings.TrimSpace(run(t, r.tmp, nil, uni, "version")), "uni "+v; got != wantV {
 			t.Errorf("released uni version says %q, want %q", got, wantV)
 		}
 		installPlugin(t, plug, strings.Split(v, "+")[0], api)
