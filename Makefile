@@ -101,7 +101,7 @@ $(PACKER):
 
 # The release build's goreleaser (test/release runs `goreleaser check` and a
 # snapshot release), built once per machine into GOBIN from the module proxy:
-# about 4.5 CPU minutes with a cold build cache.
+# about 5 CPU minutes with a cold build cache (docs/releasing.md).
 $(GORELEASER):
 	$(GO) install github.com/goreleaser/goreleaser/v2@$(GORELEASER_VERSION)
 
