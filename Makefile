@@ -22,6 +22,9 @@ BUILDX      := $(GOBIN)/buildx
 PACKER_VERSION := v1.12.0
 PACKER      := $(GOBIN)/packer
 PLUGIN      := $(BIN)/packer-plugin-unikernel
+# goreleaser v2.15.1: newer releases need Go 1.27.
+GORELEASER_VERSION := v2.15.1
+GORELEASER  := $(GOBIN)/goreleaser
 # The docker CLI looks for its plugins under $DOCKER_CONFIG, else ~/.docker.
 BUILDX_PLUGIN := $(or $(DOCKER_CONFIG),$(HOME)/.docker)/cli-plugins/docker-buildx
 export SOURCE_DATE_EPOCH ?= 0
@@ -96,6 +99,12 @@ $(BUILDKITD) $(BUILDCTL) &:
 $(PACKER):
 	@GO=$(GO) scripts/install-packer.sh $(PACKER_VERSION) $(GOBIN)
 
+# The release build's goreleaser (test/release runs `goreleaser check` and a
+# snapshot release), built once per machine into GOBIN from the module proxy:
+# about 5 CPU minutes with a cold build cache (docs/releasing.md).
+$(GORELEASER):
+	$(GO) install github.com/goreleaser/goreleaser/v2@$(GORELEASER_VERSION)
+
 $(BUILDX):
 	$(GO) install -ldflags "-X github.com/docker/buildx/version.Version=$(BUILDX_VERSION) -X github.com/docker/buildx/version.Package=github.com/docker/buildx" \
 		github.com/docker/buildx/cmd/buildx@$(BUILDX_VERSION)
@@ -115,7 +124,7 @@ demo: deps build
 	@scripts/demo.sh $(UNI) example/hello-node 8083
 
 # -count=1: the e2e tests run bin/uni, which Go's test cache does not track.
-test: deps $(REGISTRY_BIN) $(ORAS) $(COSIGN) $(PACKER) buildkit build examples
+test: deps $(REGISTRY_BIN) $(ORAS) $(COSIGN) $(PACKER) $(GORELEASER) buildkit build examples
 	$(GO) vet ./...
 	UNI="$(CURDIR)/$(UNI)" PATH="$(CURDIR)/$(BIN):$(GOBIN):$$PATH" $(GO) test -count=1 -p 2 -timeout 40m ./...
 
