@@ -106,12 +106,19 @@ func plan(dir string, cfg spec.ImageConfig, hasDisk bool, o options) (Machine, e
 	in := func(name string) string { return filepath.Join(dir, name) }
 	switch o.boot {
 	case BootDirect:
+		if m.Type, err = directMachine(cfg.Kernel, o.machine); err != nil {
+			return m, err
+		}
 		m.Kernel, m.Initrd, m.Rootfs = in(spec.KernelFile), in(spec.InitrdFile), in(spec.RootfsFile)
 		m.Cmdline = strings.Join(append([]string{cfg.Cmdline}, o.extraCmdline...), " ")
 		if err := checkCmdline(m.Cmdline); err != nil {
 			return m, err
 		}
 	case BootUEFI, BootBIOS:
+		if o.machine != "" && o.machine != MachineQ35 {
+			return m, fmt.Errorf("%s boot: runs on the q35 machine only, not %s", o.boot, o.machine)
+		}
+		m.Type = MachineQ35
 		if !hasDisk {
 			return m, fmt.Errorf("%s boot of %s needs %s, a disk image: build the image with --disk", o.boot, dir, spec.DiskFile)
 		}
@@ -123,6 +130,27 @@ func plan(dir string, cfg spec.ImageConfig, hasDisk bool, o options) (Machine, e
 		return m, fmt.Errorf("boot %q: want direct, uefi or bios", o.boot)
 	}
 	return m, nil
+}
+
+// directMachine picks the machine of a direct boot: microvm when the
+// kernel boots there (its bundle said so at build time), else q35, unless
+// the caller chose.
+func directMachine(k spec.KernelRef, want string) (string, error) {
+	switch want {
+	case "":
+		if k.Microvm {
+			return MachineMicrovm, nil
+		}
+		return MachineQ35, nil
+	case MachineQ35:
+		return MachineQ35, nil
+	case MachineMicrovm:
+		if !k.Microvm {
+			return "", fmt.Errorf("machine microvm: kernel %s (%s) does not say it boots there (its bundle needs PVH, virtio-mmio and ACPI built in)", k.Name, k.Release)
+		}
+		return MachineMicrovm, nil
+	}
+	return "", fmt.Errorf("machine %q: want q35 or microvm", want)
 }
 
 // guestMemory is the RAM the guest gets: the option's, else the image's
