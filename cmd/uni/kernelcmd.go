@@ -128,6 +128,7 @@ builds it on first use, as this command does with no flags.`,
 	f.StringArrayVar(&spec.Fragments, "config", nil, "a configuration fragment merged after uni's (repeatable; a later line wins)")
 	f.StringVar(&spec.Source, "source", kbuild.DefaultSource, "a linux-source-* package name, a .deb of one, or a kernel source directory")
 	f.IntVarP(&spec.Jobs, "jobs", "j", 0, "parallel compile jobs (default: the number of CPUs)")
+	f.IntVar(&spec.Nice, "nice", 0, "run the compilers under nice(1) with this increment, to leave the machine to other work")
 	return cmd
 }
 

@@ -52,6 +52,9 @@ type Spec struct {
 	Source string
 	// Jobs is make's -j (default: the number of CPUs).
 	Jobs int
+	// Nice runs make under nice(1) with this increment (0: not), so that
+	// a build shares the machine politely.
+	Nice int
 	// SourceDateEpoch is the build's timestamp (default 0, 1970-01-01). It
 	// is not taken from the environment: one kernel serves images built
 	// with any SOURCE_DATE_EPOCH.
@@ -191,7 +194,7 @@ func (b *build) run(ctx context.Context, work string) (*kernel.Built, error) {
 			return nil, err
 		}
 	}
-	m := &maker{src: srcDir, obj: objDir, env: b.env(), log: log}
+	m := &maker{src: srcDir, obj: objDir, env: b.env(), log: log, nice: b.spec.Nice}
 	if err := b.configure(ctx, m, work); err != nil {
 		return nil, err
 	}

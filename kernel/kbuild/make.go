@@ -28,6 +28,7 @@ type maker struct {
 	src, obj string
 	env      []string
 	log      io.Writer
+	nice     int // nice(1) increment of make and its children; 0 for none
 }
 
 // args are make's arguments before the targets.
@@ -103,7 +104,11 @@ func (m *maker) compile(ctx context.Context, jobs int) error {
 // SIGTERM to the whole group (make and its compilers), so nothing keeps
 // writing into the work directory after exec returns.
 func (m *maker) exec(ctx context.Context, args []string, onLine func(string)) error {
-	cmd := exec.CommandContext(ctx, "make", args...)
+	prog := "make"
+	if m.nice != 0 {
+		prog, args = "nice", append([]string{"-n", strconv.Itoa(m.nice), "make"}, args...)
+	}
+	cmd := exec.CommandContext(ctx, prog, args...)
 	cmd.Env = m.env
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	pr, pw := io.Pipe()
