@@ -181,7 +181,7 @@ func MakeBuild(ctx context.Context, key string, build func(ctx context.Context, 
 func microvmOptions() []string {
 	return []string{
 		"CONFIG_PVH", "CONFIG_VIRTIO_MMIO", "CONFIG_VIRTIO_BLK", "CONFIG_VIRTIO_NET",
-		"CONFIG_SERIAL_8250_CONSOLE", "CONFIG_ACPI", "CONFIG_SQUASHFS",
+		"CONFIG_SERIAL_8250_CONSOLE", "CONFIG_SERIAL_8250_PNP", "CONFIG_ACPI", "CONFIG_SQUASHFS",
 	}
 }
 
