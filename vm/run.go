@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -230,7 +231,54 @@ func prepare(m *Machine, o options, scratch string) error {
 		return err
 	}
 	m.Accel = accel
+	if m.Type == MachineMicrovm {
+		if err := microvmClock(m, o.machine == MachineMicrovm, "/proc/cpuinfo"); err != nil {
+			return err
+		}
+	}
 	return checkPortsFree(m.Ports)
+}
+
+// microvmClock tells the kernel the TSC's frequency (tsc_early_khz), or
+// falls back to q35 when the host's is unknown (an error when microvm was
+// asked for). microvm has no HPET and no ACPI PM timer to calibrate the
+// TSC against: under TCG the calibration against the PIT fails about half
+// the time on a busy host, the kernel marks the TSC unstable and the guest
+// hangs with no clock. Under TCG and KVM alike the guest's TSC runs at the
+// host's rate, which the host's kernel measured.
+func microvmClock(m *Machine, forced bool, cpuinfo string) error {
+	khz, err := hostTSCkHz(cpuinfo)
+	if err != nil {
+		if forced {
+			return fmt.Errorf("machine microvm: %w", err)
+		}
+		m.Type = MachineQ35
+		return nil
+	}
+	m.Cmdline += fmt.Sprintf(" tsc_early_khz=%d", khz)
+	return nil
+}
+
+// hostTSCkHz reads the host's TSC frequency from /proc/cpuinfo: on x86,
+// bogomips is loops_per_jiffy scaled, and the kernel derives those from
+// the TSC, so bogomips × 500 is its frequency in kHz (to 5 kHz).
+func hostTSCkHz(cpuinfo string) (int64, error) {
+	data, err := os.ReadFile(cpuinfo)
+	if err != nil {
+		return 0, fmt.Errorf("the host's TSC frequency: %w", err)
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		k, v, ok := strings.Cut(line, ":")
+		if !ok || strings.TrimSpace(k) != "bogomips" {
+			continue
+		}
+		b, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
+		if err != nil || b < 100 || b > 100000 {
+			return 0, fmt.Errorf("the host's TSC frequency: %s says bogomips %q", cpuinfo, strings.TrimSpace(v))
+		}
+		return int64(b*500 + 0.5), nil
+	}
+	return 0, fmt.Errorf("the host's TSC frequency: %s has no bogomips line", cpuinfo)
 }
 
 // memoryMiB rounds up to QEMU's unit, so a request is never cut short.

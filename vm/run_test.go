@@ -204,3 +204,29 @@ func TestUEFIFloorFollowsTheKernel(t *testing.T) {
 		t.Errorf("an unreadable kernel: floor %d, want the default kernel's", got)
 	}
 }
+
+func TestMicrovmClock(t *testing.T) {
+	dir := t.TempDir()
+	cpuinfo := filepath.Join(dir, "cpuinfo")
+	if err := os.WriteFile(cpuinfo, []byte("processor\t: 0\nmodel name\t: AMD EPYC\nbogomips\t: 5192.26\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	m := Machine{Type: MachineMicrovm, Cmdline: "console=ttyS0"}
+	if err := microvmClock(&m, false, cpuinfo); err != nil || m.Cmdline != "console=ttyS0 tsc_early_khz=2596130" || m.Type != MachineMicrovm {
+		t.Fatalf("%+v, %v", m, err)
+	}
+	m = Machine{Type: MachineMicrovm, Cmdline: "console=ttyS0"}
+	if err := microvmClock(&m, false, filepath.Join(dir, "missing")); err != nil || m.Type != MachineQ35 || m.Cmdline != "console=ttyS0" {
+		t.Fatalf("unknown TSC rate, microvm not forced: %+v, %v; want q35", m, err)
+	}
+	m = Machine{Type: MachineMicrovm}
+	if err := microvmClock(&m, true, filepath.Join(dir, "missing")); err == nil {
+		t.Fatal("unknown TSC rate with microvm forced: no error")
+	}
+	if err := os.WriteFile(cpuinfo, []byte("bogomips\t: lots\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := hostTSCkHz(cpuinfo); err == nil {
+		t.Fatal("a bogomips that is no number was taken")
+	}
+}
