@@ -10,7 +10,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -253,7 +252,11 @@ func bootUntilHTTP(dir, machine string, port int, memMiB int64) (time.Duration, 
 	if err != nil {
 		return 0, err
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	limit := time.Minute
+	if memMiB > 0 {
+		limit = 30 * time.Second // a probe of the memory search: a guest short of memory fails fast or never answers
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), limit)
 	defer cancel()
 	opts := []vm.Option{vm.WithConsole(io.Discard), vm.WithMachine(machine),
 		vm.WithPorts(vm.PortForward{HostPort: uint16(host), GuestPort: uint16(port), Protocol: vm.TCP})}
@@ -271,7 +274,7 @@ func bootUntilHTTP(dir, machine string, port int, memMiB int64) (time.Duration, 
 			return 0, fmt.Errorf("VM stopped before answering: %w", err)
 		case <-ctx.Done():
 			<-done
-			return 0, errors.New("no answer within a minute")
+			return 0, fmt.Errorf("no answer within %s", limit)
 		case <-time.After(pollEvery):
 		}
 		resp, err := client.Get(url)
