@@ -10,6 +10,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
@@ -189,10 +190,26 @@ func floorLayout(dir, floorInit string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	for _, f := range []string{spec.KernelFile, spec.RootfsFile, spec.ConfigFile} {
+	for _, f := range []string{spec.KernelFile, spec.RootfsFile} {
 		if err := atomicfile.CopyFile(filepath.Join(dir, f), filepath.Join(out, f), 0o644); err != nil {
 			return "", err
 		}
+	}
+	// config.json without the initrd's digest: the floor's initrd is another.
+	data, err := os.ReadFile(filepath.Join(dir, spec.ConfigFile))
+	if err != nil {
+		return "", err
+	}
+	var cfg map[string]json.RawMessage
+	if err := json.Unmarshal(data, &cfg); err != nil {
+		return "", err
+	}
+	delete(cfg, "initrd")
+	if data, err = json.MarshalIndent(cfg, "", "  "); err != nil {
+		return "", err
+	}
+	if err := os.WriteFile(filepath.Join(out, spec.ConfigFile), data, 0o644); err != nil {
+		return "", err
 	}
 	bin, err := os.ReadFile(floorInit)
 	if err != nil {
