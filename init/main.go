@@ -97,6 +97,12 @@ func run(con *console) (int, error) {
 	modulesDone := make(chan struct{})
 	go func() {
 		defer close(modulesDone)
+		if len(idx.Modules) == 0 {
+			// A kernel with its drivers built in (linux-mini): nothing
+			// to load, and no sysfs walk for modaliases.
+			con.mark("no modules to load")
+			return
+		}
 		alwaysErr := make(chan error, 1)
 		go func() { alwaysErr <- loader.LoadAll(idx.Always) }()
 		if err := loader.Coldplug("/sys"); err != nil {

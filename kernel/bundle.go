@@ -52,6 +52,12 @@ type Descriptor struct {
 	Modules    int      `json:"modules"` // how many modules modules.json lists
 	BootLoader string   `json:"bootLoader"`
 	License    string   `json:"license"`
+	// Microvm says the kernel boots on QEMU's microvm machine through its
+	// PVH entry: its config has PVH, virtio-mmio, the serial console, ACPI
+	// and squashfs built in. Direct boot then uses microvm.
+	Microvm bool `json:"microvm,omitempty"`
+	// Build is set for a kernel uni built from source (uni kernel build).
+	Build *BuildInfo `json:"build,omitempty"`
 }
 
 // Source says where a bundle was imported from.
@@ -107,7 +113,7 @@ func (b *Bundle) Verify() error {
 // Ref is the reference an image config records for this bundle, under the
 // name it was asked for.
 func (b *Bundle) Ref(name string) spec.KernelRef {
-	ref := spec.KernelRef{Name: name, Release: b.Desc.Release, Digest: b.Desc.Digest}
+	ref := spec.KernelRef{Name: name, Release: b.Desc.Release, Digest: b.Desc.Digest, Microvm: b.Desc.Microvm}
 	if b.Desc.Arch != spec.DefaultArch {
 		ref.Arch = b.Desc.Arch // empty for amd64: config.json stays as it was
 	}

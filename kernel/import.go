@@ -165,7 +165,14 @@ func assemble(ctx context.Context, cfg *config, root, stage string, desc *Descri
 		}
 	}
 	idx := spec.ModuleIndex{KernelRelease: tree.release, Modules: []spec.Module{}}
-	desc.Builtin = []string{}
+	if desc.Builtin == nil {
+		desc.Builtin = []string{} // a built kernel's come with desc
+	}
+	if tree.config != "" {
+		if desc.Microvm, err = bootsOnMicrovm(tree.config); err != nil {
+			return err
+		}
+	}
 	if tree.modulesDir != "" {
 		cfg.progress.Printf("indexing the modules of kernel %s", tree.release)
 		if idx.Modules, err = copyModules(ctx, tree.modulesDir, filepath.Join(stage, ModulesDir)); err != nil {
@@ -340,6 +347,9 @@ func licenseText(d *Descriptor) string {
 		fmt.Fprintf(&b, "They come from the binary package %s %s (%s).\n", d.Source.Package, d.Source.Version, d.Source.File)
 		fmt.Fprintf(&b, "Their source is the source package %s; on Debian: apt-get source %s\n",
 			d.Source.SourcePackage, strings.Replace(d.Source.SourcePackage, " ", "=", 1))
+	case "build":
+		fmt.Fprintf(&b, "uni built them from the kernel source %s (%s), configured as the\n", d.Source.SourcePackage, d.Source.File)
+		b.WriteString("file config says; whoever distributes them must offer that source.\n")
 	default:
 		fmt.Fprintf(&b, "They were imported from the directory %s; whoever distributes them must\n", d.Source.File)
 		b.WriteString("offer the kernel source they were built from.\n")

@@ -39,6 +39,7 @@ type config struct {
 	cacheDir   string // holds one directory per bundle, named by digest hex
 	name       string // alias to record for the imported bundle
 	fetch      Fetcher
+	build      Builder
 	noDistro   bool
 	grubLibDir string
 	progress   *progress.Reporter

@@ -48,6 +48,12 @@ func Resolve(ctx context.Context, name string, opts ...Option) (*Bundle, error) 
 			fetchErr = err
 		}
 	}
+	if cfg.build != nil {
+		// ErrNotFound itself: a name the builder does not make.
+		if b, err := cfg.build(ctx, name, WithCacheDir(cfg.cacheDir)); err != ErrNotFound {
+			return b, err
+		}
+	}
 	if name == DefaultName && !cfg.noDistro {
 		return importDistro(ctx, cfg)
 	}

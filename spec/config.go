@@ -100,6 +100,9 @@ type KernelRef struct {
 	// has it) when it is not amd64, the default: "arm64". Left out for
 	// amd64, so config.json of an amd64 image stays as it was.
 	Arch string `json:"arch,omitempty"`
+	// Microvm says the kernel boots on QEMU's microvm machine (its bundle
+	// says so): direct boot then uses it instead of q35.
+	Microvm bool `json:"microvm,omitempty"`
 }
 
 // DefaultArch is the architecture of an image whose kernel.arch is empty.

@@ -15,10 +15,22 @@ const (
 	BootBIOS   = "bios"   // SeaBIOS boots disk.img
 )
 
+// QEMU machine types.
+const (
+	// MachineQ35 is the classic PC (PCI, firmware or SeaBIOS's linuxboot
+	// for direct boot); every kernel boots on it, and disks boot only on it.
+	MachineQ35 = "q35"
+	// MachineMicrovm is QEMU's minimal machine: no PCI, no legacy
+	// firmware path, virtio over MMIO, ACPI for power-off. Direct boot
+	// uses it when the image's kernel says it boots there (kernel.microvm).
+	MachineMicrovm = "microvm"
+)
+
 // Machine is everything the QEMU command line depends on, resolved to
 // values and paths; QEMUArgs turns it into argv without looking at the host.
 type Machine struct {
 	Boot      string // BootDirect, BootUEFI or BootBIOS
+	Type      string // MachineQ35 (also when empty) or MachineMicrovm (direct boot only)
 	Accel     string // AccelKVM or AccelTCG (already picked)
 	MemoryMiB int64
 	CPUs      int
@@ -57,13 +69,26 @@ func QEMUArgs(m Machine) ([]string, error) {
 	if m.CPUs < spec.MinCPUs || m.CPUs > spec.MaxCPUs {
 		return nil, fmt.Errorf("cpus %d: outside %d to %d", m.CPUs, spec.MinCPUs, spec.MaxCPUs)
 	}
-	net, err := netArgs(m.Ports)
+	machine, dev := "q35", "pci"
+	switch m.Type {
+	case "", MachineQ35:
+	case MachineMicrovm:
+		if m.Boot != BootDirect {
+			return nil, fmt.Errorf("machine microvm: boots the kernel directly only, not %s", m.Boot)
+		}
+		// ACPI: the kernel finds the virtio-mmio devices in its tables
+		// and powers off through them.
+		machine, dev = "microvm,acpi=on", "device"
+	default:
+		return nil, fmt.Errorf("machine %q: want q35 or microvm", m.Type)
+	}
+	net, err := netArgs(m.Ports, dev)
 	if err != nil {
 		return nil, err
 	}
 	args := []string{
 		"-nodefaults", "-no-user-config",
-		"-machine", "q35",
+		"-machine", machine,
 		"-accel", m.Accel,
 		"-cpu", cpu,
 		"-m", strconv.FormatInt(m.MemoryMiB, 10),
@@ -83,7 +108,7 @@ func QEMUArgs(m Machine) ([]string, error) {
 			"-initrd", m.Initrd,
 			"-append", m.Cmdline,
 			"-drive", "if=none,id=rootfs,format=raw,readonly=on,file="+escapeOption(m.Rootfs),
-			"-device", "virtio-blk-pci,drive=rootfs",
+			"-device", "virtio-blk-"+dev+",drive=rootfs",
 		)
 	case BootUEFI:
 		switch {
@@ -117,8 +142,9 @@ func diskArgs(disk string) []string {
 
 // netArgs gives the guest one virtio NIC on QEMU's user network, with a
 // hostfwd rule per forwarded port. The NIC has no option ROM (romfile=):
-// iPXE would only add a network boot attempt to firmware boots.
-func netArgs(ports []PortForward) ([]string, error) {
+// iPXE would only add a network boot attempt to firmware boots. dev is
+// the virtio transport: "pci", or "device" (MMIO, on microvm).
+func netArgs(ports []PortForward, dev string) ([]string, error) {
 	netdev := "user,id=net0"
 	for _, p := range ports {
 		if err := p.check(); err != nil {
@@ -127,6 +153,9 @@ func netArgs(ports []PortForward) ([]string, error) {
 		// Every part is typed: a protocol name, an IPv4 address in dotted
 		// form, two numbers. No comma or other option can come through.
 		netdev += fmt.Sprintf(",hostfwd=%s:%s:%d-:%d", p.Protocol, p.hostIP(), p.HostPort, p.GuestPort)
+	}
+	if dev != "pci" {
+		return []string{"-netdev", netdev, "-device", "virtio-net-" + dev + ",netdev=net0"}, nil
 	}
 	return []string{"-netdev", netdev, "-device", "virtio-net-pci,netdev=net0,romfile="}, nil
 }

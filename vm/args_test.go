@@ -5,6 +5,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/uniforge/packer-plugin-unikernel/layout/layouttest"
 )
 
 // flagValues returns every value given to flag in args.
@@ -147,5 +149,59 @@ func TestMemoryMiBRoundsUp(t *testing.T) {
 		if got := memoryMiB(bytes); got != want {
 			t.Errorf("memoryMiB(%d) = %d, want %d", bytes, got, want)
 		}
+	}
+}
+
+func TestQEMUArgsMicrovmUsesMMIODevices(t *testing.T) {
+	m := Machine{
+		Boot: BootDirect, Type: MachineMicrovm, Accel: AccelTCG, MemoryMiB: 64, CPUs: 1,
+		Kernel: "/l/kernel", Initrd: "/l/initrd", Rootfs: "/l/rootfs.img", Cmdline: "console=ttyS0",
+		Ports: []PortForward{{HostPort: 8080, GuestPort: 8080, Protocol: TCP}},
+	}
+	args, err := QEMUArgs(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := flagValues(args, "-machine"); len(got) != 1 || got[0] != "microvm,acpi=on" {
+		t.Errorf("-machine %q, want microvm with ACPI", got)
+	}
+	devices := flagValues(args, "-device")
+	if !slices.Equal(devices, []string{"virtio-blk-device,drive=rootfs", "virtio-net-device,netdev=net0"}) {
+		t.Errorf("devices %q: want the MMIO virtio-blk and virtio-net", devices)
+	}
+	for _, d := range devices {
+		if strings.Contains(d, "pci") {
+			t.Errorf("a PCI device on microvm: %q", d)
+		}
+	}
+	m.Boot, m.Disk = BootBIOS, "/l/disk.img"
+	if _, err := QEMUArgs(m); err == nil {
+		t.Error("a firmware boot on microvm was accepted")
+	}
+	m.Boot, m.Type = BootDirect, "pc-i440fx"
+	if _, err := QEMUArgs(m); err == nil {
+		t.Error("an unknown machine type was accepted")
+	}
+}
+
+func TestDirectBootPicksMicrovmWhenTheKernelSaysSo(t *testing.T) {
+	cfg := layouttest.Config()
+	m, err := plan("/l", cfg, false, defaultOptions())
+	if err != nil || m.Type != MachineQ35 {
+		t.Fatalf("a kernel without kernel.microvm: %q, %v; want q35", m.Type, err)
+	}
+	cfg.Kernel.Microvm = true
+	if m, err = plan("/l", cfg, false, defaultOptions()); err != nil || m.Type != MachineMicrovm {
+		t.Fatalf("kernel.microvm: %q, %v; want microvm", m.Type, err)
+	}
+	if m, err = plan("/l", cfg, false, defaultOptionsWith(WithMachine(MachineQ35))); err != nil || m.Type != MachineQ35 {
+		t.Fatalf("WithMachine(q35): %q, %v", m.Type, err)
+	}
+	if m, err = plan("/l", cfg, true, defaultOptionsWith(WithBoot(BootBIOS))); err != nil || m.Type != MachineQ35 {
+		t.Fatalf("bios boot of a microvm kernel: %q, %v; want q35", m.Type, err)
+	}
+	cfg.Kernel.Microvm = false
+	if _, err := plan("/l", cfg, false, defaultOptionsWith(WithMachine(MachineMicrovm))); err == nil || !strings.Contains(err.Error(), "does not say it boots there") {
+		t.Fatalf("microvm forced on a kernel that does not say so: %v", err)
 	}
 }

@@ -9,6 +9,7 @@ import (
 // image config" or the documented default.
 type options struct {
 	boot          string
+	machine       string
 	accel         string
 	memoryBytes   int64
 	cpus          int
@@ -53,6 +54,12 @@ func defaultOptions() options {
 // WithBoot chooses BootDirect (the default), BootUEFI or BootBIOS. The
 // firmware boots need disk.img in the layout.
 func WithBoot(mode string) Option { return func(o *options) { o.boot = mode } }
+
+// WithMachine chooses the QEMU machine of a direct boot: MachineQ35, or
+// MachineMicrovm (refused unless the image's kernel boots there). The
+// default, "", takes microvm when the kernel says it boots there and q35
+// otherwise; firmware boots always use q35.
+func WithMachine(machine string) Option { return func(o *options) { o.machine = machine } }
 
 // WithAccel asks for AccelAuto (the default), AccelKVM or AccelTCG; see PickAccel.
 func WithAccel(accel string) Option { return func(o *options) { o.accel = accel } }

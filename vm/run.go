@@ -2,12 +2,14 @@ package vm
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -22,9 +24,44 @@ const (
 	// uefiMinMemory is the least RAM the UEFI path boots the default kernel
 	// in: OVMF keeps a large share of a small guest, and GRUB's EFI loader
 	// then fails to place the kernel (measured: 192 MiB fails, 256 MiB
-	// boots; BIOS and direct boots need only what the kernel needs).
+	// boots; BIOS and direct boots need only what the kernel needs). It is
+	// also the floor of a kernel whose header cannot be read.
 	uefiMinMemory = 256 << 20
 )
+
+// uefiFloor is the least RAM a UEFI boot of the bzImage at kernelPath
+// needs: GRUB must find room for the kernel's init_size (where it
+// decompresses) beside what OVMF keeps. Fitted to two measurements, erring
+// high: the Debian cloud kernel (init_size 51 MiB) fails at 192 MiB and
+// boots at 256; linux-mini (init_size 15 MiB) fails at 96 and boots at
+// 128. 64 MiB plus three times init_size, rounded up to 64 MiB, gives 256
+// and 128.
+func uefiFloor(kernelPath string) int64 {
+	const step = 64 << 20
+	initSize, err := bzImageInitSize(kernelPath)
+	if err != nil {
+		return uefiMinMemory
+	}
+	need := (64<<20 + 3*initSize + step - 1) / step * step
+	return min(need, uefiMinMemory)
+}
+
+// bzImageInitSize reads init_size from an x86 bzImage's setup header.
+func bzImageInitSize(p string) (int64, error) {
+	f, err := os.Open(p)
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	var h [0x264]byte
+	if _, err := io.ReadFull(f, h[:]); err != nil {
+		return 0, err
+	}
+	if string(h[0x202:0x206]) != "HdrS" {
+		return 0, fmt.Errorf("%s: not a bzImage", p)
+	}
+	return int64(binary.LittleEndian.Uint32(h[0x260:])), nil
+}
 
 var (
 	errTimeout     = errors.New("timed out")
@@ -32,9 +69,10 @@ var (
 	errQEMUMissing = errors.New("QEMU not found: install the package qemu-system-x86 (apt-get install qemu-system-x86)")
 )
 
-// MinMemory is the least guest RAM, in bytes, that a boot mode boots in.
-// Run raises an image's smaller MEMORY to it, with a notice, and refuses a
-// smaller WithMemory.
+// MinMemory is the least guest RAM, in bytes, that a boot mode boots in
+// whatever the kernel (a UEFI boot of a small kernel needs less: see
+// uefiFloor). Run raises an image's smaller MEMORY to the floor, with a
+// notice, and refuses a smaller WithMemory.
 func MinMemory(boot string) int64 {
 	if boot == BootUEFI {
 		return uefiMinMemory
@@ -84,7 +122,11 @@ func Run(ctx context.Context, l *layout.Layout, opts ...Option) (int, error) {
 // the accelerator and the firmware comes from here.
 func plan(dir string, cfg spec.ImageConfig, hasDisk bool, o options) (Machine, error) {
 	m := Machine{Boot: o.boot, CPUs: cfg.CPUs}
-	memory, err := guestMemory(cfg.MemoryBytes, o)
+	floor := MinMemory(o.boot)
+	if o.boot == BootUEFI {
+		floor = uefiFloor(filepath.Join(dir, spec.KernelFile))
+	}
+	memory, err := guestMemory(cfg.MemoryBytes, floor, o)
 	if err != nil {
 		return m, err
 	}
@@ -106,12 +148,19 @@ func plan(dir string, cfg spec.ImageConfig, hasDisk bool, o options) (Machine, e
 	in := func(name string) string { return filepath.Join(dir, name) }
 	switch o.boot {
 	case BootDirect:
+		if m.Type, err = directMachine(cfg.Kernel, o.machine); err != nil {
+			return m, err
+		}
 		m.Kernel, m.Initrd, m.Rootfs = in(spec.KernelFile), in(spec.InitrdFile), in(spec.RootfsFile)
 		m.Cmdline = strings.Join(append([]string{cfg.Cmdline}, o.extraCmdline...), " ")
 		if err := checkCmdline(m.Cmdline); err != nil {
 			return m, err
 		}
 	case BootUEFI, BootBIOS:
+		if o.machine != "" && o.machine != MachineQ35 {
+			return m, fmt.Errorf("%s boot: runs on the q35 machine only, not %s", o.boot, o.machine)
+		}
+		m.Type = MachineQ35
 		if !hasDisk {
 			return m, fmt.Errorf("%s boot of %s needs %s, a disk image: build the image with --disk", o.boot, dir, spec.DiskFile)
 		}
@@ -125,10 +174,30 @@ func plan(dir string, cfg spec.ImageConfig, hasDisk bool, o options) (Machine, e
 	return m, nil
 }
 
+// directMachine picks the machine of a direct boot: microvm when the
+// kernel boots there (its bundle said so at build time), else q35, unless
+// the caller chose.
+func directMachine(k spec.KernelRef, want string) (string, error) {
+	switch want {
+	case "":
+		if k.Microvm {
+			return MachineMicrovm, nil
+		}
+		return MachineQ35, nil
+	case MachineQ35:
+		return MachineQ35, nil
+	case MachineMicrovm:
+		if !k.Microvm {
+			return "", fmt.Errorf("machine microvm: kernel %s (%s) does not say it boots there (its bundle needs PVH, virtio-mmio and ACPI built in)", k.Name, k.Release)
+		}
+		return MachineMicrovm, nil
+	}
+	return "", fmt.Errorf("machine %q: want q35 or microvm", want)
+}
+
 // guestMemory is the RAM the guest gets: the option's, else the image's
-// raised to the boot mode's floor with a notice.
-func guestMemory(image int64, o options) (int64, error) {
-	floor := MinMemory(o.boot)
+// raised to the boot's floor with a notice.
+func guestMemory(image, floor int64, o options) (int64, error) {
 	if o.memoryBytes != 0 {
 		if o.memoryBytes < floor {
 			return 0, fmt.Errorf("memory %d MiB: a %s boot needs at least %d MiB (the firmware and boot loader take their share)", o.memoryBytes>>20, o.boot, floor>>20)
@@ -162,7 +231,54 @@ func prepare(m *Machine, o options, scratch string) error {
 		return err
 	}
 	m.Accel = accel
+	if m.Type == MachineMicrovm {
+		if err := microvmClock(m, o.machine == MachineMicrovm, "/proc/cpuinfo"); err != nil {
+			return err
+		}
+	}
 	return checkPortsFree(m.Ports)
+}
+
+// microvmClock tells the kernel the TSC's frequency (tsc_early_khz), or
+// falls back to q35 when the host's is unknown (an error when microvm was
+// asked for). microvm has no HPET and no ACPI PM timer to calibrate the
+// TSC against: under TCG the calibration against the PIT fails about half
+// the time on a busy host, the kernel marks the TSC unstable and the guest
+// hangs with no clock. Under TCG and KVM alike the guest's TSC runs at the
+// host's rate, which the host's kernel measured.
+func microvmClock(m *Machine, forced bool, cpuinfo string) error {
+	khz, err := hostTSCkHz(cpuinfo)
+	if err != nil {
+		if forced {
+			return fmt.Errorf("machine microvm: %w", err)
+		}
+		m.Type = MachineQ35
+		return nil
+	}
+	m.Cmdline += fmt.Sprintf(" tsc_early_khz=%d", khz)
+	return nil
+}
+
+// hostTSCkHz reads the host's TSC frequency from /proc/cpuinfo: on x86,
+// bogomips is loops_per_jiffy scaled, and the kernel derives those from
+// the TSC, so bogomips × 500 is its frequency in kHz (to 5 kHz).
+func hostTSCkHz(cpuinfo string) (int64, error) {
+	data, err := os.ReadFile(cpuinfo)
+	if err != nil {
+		return 0, fmt.Errorf("the host's TSC frequency: %w", err)
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		k, v, ok := strings.Cut(line, ":")
+		if !ok || strings.TrimSpace(k) != "bogomips" {
+			continue
+		}
+		b, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
+		if err != nil || b < 100 || b > 100000 {
+			return 0, fmt.Errorf("the host's TSC frequency: %s says bogomips %q", cpuinfo, strings.TrimSpace(v))
+		}
+		return int64(b*500 + 0.5), nil
+	}
+	return 0, fmt.Errorf("the host's TSC frequency: %s has no bogomips line", cpuinfo)
 }
 
 // memoryMiB rounds up to QEMU's unit, so a request is never cut short.

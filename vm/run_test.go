@@ -2,6 +2,7 @@ package vm
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"net"
 	"os"
@@ -168,3 +169,64 @@ func TestPrepareCopiesUEFIVarsAndLeavesTheTemplateAlone(t *testing.T) {
 }
 
 func defaultOptionsWith(opts ...Option) options { return newOptions(opts) }
+
+// fakeBzImage writes the start of a bzImage whose setup header says
+// init_size.
+func fakeBzImage(t *testing.T, dir string, initSize uint32) {
+	t.Helper()
+	h := make([]byte, 0x300)
+	copy(h[0x202:], "HdrS")
+	binary.LittleEndian.PutUint32(h[0x260:], initSize)
+	if err := os.WriteFile(filepath.Join(dir, spec.KernelFile), h, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestUEFIFloorFollowsTheKernel(t *testing.T) {
+	cfg := layouttest.Config()
+	cfg.MemoryBytes = 128 << 20
+	for _, c := range []struct {
+		initSize uint32
+		want     int64
+	}{{15 << 20, 128}, {51 << 20, 256}, {200 << 20, 256}} {
+		dir := t.TempDir()
+		fakeBzImage(t, dir, c.initSize)
+		var log strings.Builder
+		m, err := plan(dir, cfg, true, defaultOptionsWith(WithBoot(BootUEFI), WithLog(&log)))
+		if err != nil || m.MemoryMiB != c.want {
+			t.Errorf("init_size %d MiB: %d MiB (%v), want %d", c.initSize>>20, m.MemoryMiB, err, c.want)
+		}
+		if raised := log.Len() > 0; raised != (c.want > 128) {
+			t.Errorf("init_size %d MiB: notice %q", c.initSize>>20, log.String())
+		}
+	}
+	if got := uefiFloor(filepath.Join(t.TempDir(), "missing")); got != uefiMinMemory {
+		t.Errorf("an unreadable kernel: floor %d, want the default kernel's", got)
+	}
+}
+
+func TestMicrovmClock(t *testing.T) {
+	dir := t.TempDir()
+	cpuinfo := filepath.Join(dir, "cpuinfo")
+	if err := os.WriteFile(cpuinfo, []byte("processor\t: 0\nmodel name\t: AMD EPYC\nbogomips\t: 5192.26\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	m := Machine{Type: MachineMicrovm, Cmdline: "console=ttyS0"}
+	if err := microvmClock(&m, false, cpuinfo); err != nil || m.Cmdline != "console=ttyS0 tsc_early_khz=2596130" || m.Type != MachineMicrovm {
+		t.Fatalf("%+v, %v", m, err)
+	}
+	m = Machine{Type: MachineMicrovm, Cmdline: "console=ttyS0"}
+	if err := microvmClock(&m, false, filepath.Join(dir, "missing")); err != nil || m.Type != MachineQ35 || m.Cmdline != "console=ttyS0" {
+		t.Fatalf("unknown TSC rate, microvm not forced: %+v, %v; want q35", m, err)
+	}
+	m = Machine{Type: MachineMicrovm}
+	if err := microvmClock(&m, true, filepath.Join(dir, "missing")); err == nil {
+		t.Fatal("unknown TSC rate with microvm forced: no error")
+	}
+	if err := os.WriteFile(cpuinfo, []byte("bogomips\t: lots\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := hostTSCkHz(cpuinfo); err == nil {
+		t.Fatal("a bogomips that is no number was taken")
+	}
+}
