@@ -68,13 +68,12 @@ func TestBuildIsReproducible(t *testing.T) {
 	}
 
 	log = testtool.Buffer{}
-	start := time.Now()
 	again, err := Build(ctx, Spec{Log: &log}, kernel.WithCacheDir(fresh))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if took := time.Since(start); again.Desc.Digest != second.Desc.Digest || took > time.Minute {
-		t.Errorf("third build: %s in %s, want %s from the cache\n%s", again.Desc.Digest, took, second.Desc.Digest, log.String())
+	if again.Desc.Digest != second.Desc.Digest {
+		t.Errorf("third build: %s, want %s from the cache\n%s", again.Desc.Digest, second.Desc.Digest, log.String())
 	}
 	if !bytes.Contains([]byte(log.String()), []byte("taken from the cache")) {
 		t.Errorf("third build did not say it came from the cache:\n%s", log.String())
