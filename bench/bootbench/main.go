@@ -19,11 +19,8 @@ import (
 	"sort"
 	"time"
 
-	"github.com/uniforge/packer-plugin-unikernel/image/initrd"
-	"github.com/uniforge/packer-plugin-unikernel/internal/atomicfile"
+	"github.com/uniforge/packer-plugin-unikernel/bench/internal/floor"
 	"github.com/uniforge/packer-plugin-unikernel/layout"
-	"github.com/uniforge/packer-plugin-unikernel/rootfs"
-	"github.com/uniforge/packer-plugin-unikernel/spec"
 	"github.com/uniforge/packer-plugin-unikernel/vm"
 )
 
@@ -38,7 +35,7 @@ func main() {
 		flag.Usage()
 		os.Exit(2)
 	}
-	floor, err := floorLayout(*layout, *floorInit)
+	floor, err := floor.Layout(*layout, *floorInit)
 	if err != nil {
 		fail(err)
 	}
@@ -67,44 +64,6 @@ func main() {
 		hm := median(httpT)
 		fmt.Printf("| %s: until the first HTTP answer on :%d | %.2f s | %.2f× |\n", filepath.Base(*layout), *port, hm.Seconds(), hm.Seconds()/fm.Seconds())
 	}
-}
-
-// floorLayout copies the image's layout with the initrd replaced by one
-// holding only the floor init and the image's init config (which the
-// layout's Verify checks against config.json).
-func floorLayout(layout, floorInit string) (string, error) {
-	dir, err := os.MkdirTemp("", "uni-floor-")
-	if err != nil {
-		return "", err
-	}
-	for _, f := range []string{spec.KernelFile, spec.RootfsFile, spec.ConfigFile} {
-		if err := atomicfile.CopyFile(filepath.Join(layout, f), filepath.Join(dir, f), 0o644); err != nil {
-			return "", err
-		}
-	}
-	t := rootfs.NewTree()
-	bin, err := os.ReadFile(floorInit)
-	if err != nil {
-		return "", err
-	}
-	rd, err := os.Open(filepath.Join(layout, spec.InitrdFile))
-	if err != nil {
-		return "", err
-	}
-	initConfig, err := initrd.ReadFile(rd, spec.InitConfigPath, 1<<20)
-	rd.Close()
-	if err != nil {
-		return "", err
-	}
-	t.Add(rootfs.Entry{Path: spec.InitConfigPath, Mode: 0o644, Data: initConfig})
-	t.Add(rootfs.Entry{Path: "/init", Mode: 0o755, Data: bin})
-	t.Add(rootfs.Entry{Path: "/dev/console", Mode: os.ModeDevice | os.ModeCharDevice | 0o600, Rdev: 5<<8 | 1})
-	f, err := os.Create(filepath.Join(dir, spec.InitrdFile))
-	if err != nil {
-		return "", err
-	}
-	defer f.Close()
-	return dir, initrd.Write(context.Background(), f, t)
 }
 
 // boot runs the layout once and returns the time from start to the exec

@@ -10,7 +10,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
@@ -21,10 +20,8 @@ import (
 	"sort"
 	"time"
 
-	"github.com/uniforge/packer-plugin-unikernel/image/initrd"
-	"github.com/uniforge/packer-plugin-unikernel/internal/atomicfile"
+	"github.com/uniforge/packer-plugin-unikernel/bench/internal/floor"
 	"github.com/uniforge/packer-plugin-unikernel/layout"
-	"github.com/uniforge/packer-plugin-unikernel/rootfs"
 	"github.com/uniforge/packer-plugin-unikernel/spec"
 	"github.com/uniforge/packer-plugin-unikernel/vm"
 )
@@ -63,7 +60,7 @@ func main() {
 	}
 	sides := []*kernelSide{{name: *nameA, goDir: *goA, nodeDr: *nodeA}, {name: *nameB, goDir: *goB, nodeDr: *nodeB}}
 	for _, s := range sides {
-		f, err := floorLayout(s.goDir, *floorInit)
+		f, err := floor.Layout(s.goDir, *floorInit)
 		if err != nil {
 			fail(err)
 		}
@@ -181,59 +178,6 @@ func leastMemory(s *kernelSide) (int64, error) {
 		fmt.Fprintf(os.Stderr, "%s: memory search: %d–%d MiB\n", s.name, lo, hi)
 	}
 	return hi, nil
-}
-
-// floorLayout copies a layout with its initrd replaced by one holding only
-// the floor init and the image's init config (which Verify checks).
-func floorLayout(dir, floorInit string) (string, error) {
-	out, err := os.MkdirTemp("", "uni-floor-")
-	if err != nil {
-		return "", err
-	}
-	for _, f := range []string{spec.KernelFile, spec.RootfsFile} {
-		if err := atomicfile.CopyFile(filepath.Join(dir, f), filepath.Join(out, f), 0o644); err != nil {
-			return "", err
-		}
-	}
-	// config.json without the initrd's digest: the floor's initrd is another.
-	data, err := os.ReadFile(filepath.Join(dir, spec.ConfigFile))
-	if err != nil {
-		return "", err
-	}
-	var cfg map[string]json.RawMessage
-	if err := json.Unmarshal(data, &cfg); err != nil {
-		return "", err
-	}
-	delete(cfg, "initrd")
-	if data, err = json.MarshalIndent(cfg, "", "  "); err != nil {
-		return "", err
-	}
-	if err := os.WriteFile(filepath.Join(out, spec.ConfigFile), data, 0o644); err != nil {
-		return "", err
-	}
-	bin, err := os.ReadFile(floorInit)
-	if err != nil {
-		return "", err
-	}
-	rd, err := os.Open(filepath.Join(dir, spec.InitrdFile))
-	if err != nil {
-		return "", err
-	}
-	initConfig, err := initrd.ReadFile(rd, spec.InitConfigPath, 1<<20)
-	rd.Close()
-	if err != nil {
-		return "", err
-	}
-	t := rootfs.NewTree()
-	t.Add(rootfs.Entry{Path: spec.InitConfigPath, Mode: 0o644, Data: initConfig})
-	t.Add(rootfs.Entry{Path: "/init", Mode: 0o755, Data: bin})
-	t.Add(rootfs.Entry{Path: "/dev/console", Mode: os.ModeDevice | os.ModeCharDevice | 0o600, Rdev: 5<<8 | 1})
-	f, err := os.Create(filepath.Join(out, spec.InitrdFile))
-	if err != nil {
-		return "", err
-	}
-	defer f.Close()
-	return out, initrd.Write(context.Background(), f, t)
 }
 
 func open(dir string) (*layout.Layout, error) {
