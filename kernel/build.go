@@ -76,12 +76,7 @@ func LookupBuild(key string, opts ...Option) (*Bundle, error) {
 	if err != nil {
 		return nil, err
 	}
-	if cfg.name != "" {
-		if err := setAlias(cfg, cfg.name, b.Desc.Digest); err != nil {
-			return nil, err
-		}
-	}
-	return b, nil
+	return nameAsAsked(cfg, b)
 }
 
 func lookupBuild(cfg *config, key string) (*Bundle, error) {
@@ -166,12 +161,7 @@ func MakeBuild(ctx context.Context, key string, build func(ctx context.Context, 
 	if err := atomicfile.WriteBytes(filepath.Join(cfg.cacheDir, buildsDir, digestHex(key)), []byte(b.Desc.Digest+"\n"), 0o644); err != nil {
 		return nil, fmt.Errorf("kernel cache: recording build %s: %w", key, err)
 	}
-	if cfg.name != "" {
-		if err := setAlias(cfg, cfg.name, b.Desc.Digest); err != nil {
-			return nil, err
-		}
-	}
-	return b, nil
+	return nameAsAsked(cfg, b)
 }
 
 // microvmOptions are what a kernel needs, built in, to boot a uni image on

@@ -80,6 +80,17 @@ func setAlias(cfg *config, name, digest string) error {
 	return nil
 }
 
+// nameAsAsked records the name WithName gave (if any) for b, and returns b.
+func nameAsAsked(cfg *config, b *Bundle) (*Bundle, error) {
+	if cfg.name == "" {
+		return b, nil
+	}
+	if err := setAlias(cfg, cfg.name, b.Desc.Digest); err != nil {
+		return nil, err
+	}
+	return b, nil
+}
+
 // lookupAlias returns the bundle an alias names, or an ErrNotFound error.
 func lookupAlias(cfg *config, name string) (*Bundle, error) {
 	if checkAlias(name) != nil {

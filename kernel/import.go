@@ -86,12 +86,7 @@ func importSource(ctx context.Context, cfg *config, src string) (*Bundle, error)
 	if err != nil {
 		return nil, err
 	}
-	if cfg.name != "" {
-		if err := setAlias(cfg, cfg.name, b.Desc.Digest); err != nil {
-			return nil, err
-		}
-	}
-	return b, nil
+	return nameAsAsked(cfg, b)
 }
 
 // unpackDeb extracts the kernel's files of the .deb at src into root,
