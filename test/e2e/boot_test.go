@@ -161,13 +161,8 @@ func qemuUsing(layout string) string {
 	return ""
 }
 
-// TestOneLinerPython: `uni run app.py` finds the host's python3 (past a
-// version manager's shim) and takes its standard library along.
-func TestOneLinerPython(t *testing.T) {
-	needBoot(t)
-	testtool.Need(t, "python3")
-	dir := t.TempDir()
-	writeFiles(t, dir, map[string]string{"app.py": `import json
+// pythonApp is the Python one-liner's app: port 8000 answers pythonAnswer.
+const pythonApp = `import json
 from http.server import BaseHTTPRequestHandler, HTTPServer
 
 class Hello(BaseHTTPRequestHandler):
@@ -178,10 +173,20 @@ class Hello(BaseHTTPRequestHandler):
         self.wfile.write(body)
 
 HTTPServer(("", 8000), Hello).serve_forever()
-`})
+`
+
+const pythonAnswer = `{"hello": "python"}`
+
+// TestOneLinerPython: `uni run app.py` finds the host's python3 (past a
+// version manager's shim) and takes its standard library along.
+func TestOneLinerPython(t *testing.T) {
+	needBoot(t)
+	testtool.Need(t, "python3")
+	dir := t.TempDir()
+	writeFiles(t, dir, map[string]string{"app.py": pythonApp})
 	port := freePort(t)
 	r := startUni(t, dir, "run", "-p", fmt.Sprintf("%d:8000", port), "app.py")
-	if body := r.httpGet(t, fmt.Sprintf("http://127.0.0.1:%d/", port), 4*time.Minute); body != `{"hello": "python"}` {
+	if body := r.httpGet(t, fmt.Sprintf("http://127.0.0.1:%d/", port), 4*time.Minute); body != pythonAnswer {
 		t.Fatalf("answer %q", body)
 	}
 	r.stop(t)

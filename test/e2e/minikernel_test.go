@@ -70,18 +70,7 @@ func miniApps(t *testing.T) []miniApp {
 	writeFiles(t, goDir, map[string]string{"Unifile": string(goUnifile) + "\nKERNEL linux-mini\nMEMORY 64M\n"})
 
 	py := filepath.Join(parent, "python")
-	writeFiles(t, py, map[string]string{"app.py": `import json
-from http.server import BaseHTTPRequestHandler, HTTPServer
-
-class Hello(BaseHTTPRequestHandler):
-    def do_GET(self):
-        body = json.dumps({"hello": "python"}).encode()
-        self.send_response(200)
-        self.end_headers()
-        self.wfile.write(body)
-
-HTTPServer(("", 8000), Hello).serve_forever()
-`})
+	writeFiles(t, py, map[string]string{"app.py": pythonApp})
 	mustUni(t, py, "init", "app.py")
 	pyUnifile, err := os.ReadFile(filepath.Join(py, "Unifile"))
 	if err != nil {
@@ -92,7 +81,7 @@ HTTPServer(("", 8000), Hello).serve_forever()
 	return []miniApp{
 		{"hello-node", node, 8083, "Hello World\n", "uni: exec /usr/bin/node"},
 		{"hello-go", goDir, 8080, "Hello from Go\n", "uni: exec /hello"},
-		{"python", py, 8000, `{"hello": "python"}`, "uni: exec "},
+		{"python", py, 8000, pythonAnswer, "uni: exec "},
 	}
 }
 
