@@ -182,13 +182,7 @@ func TestPackerBuildExample(t *testing.T) {
 
 	// -force with a check that never passes: the proven layout stays.
 	tmpl := filepath.Join(work, "never.pkr.hcl")
-	writeTemplate(t, tmpl, `context = "`+filepath.Join(mustAbs(t, "example/hello-node"))+`"
-  output_directory = "`+out+`"
-  ready {
-    type    = "tcp"
-    port    = 9999
-    timeout = "20s"
-  }`, "")
+	writeNeverReady(t, tmpl, mustAbs(t, "example/hello-node"), out, "20s")
 	got = runPacker(t, packer, env, -1, "build", "-force", tmpl)
 	if !strings.Contains(got, "did not become ready within 20s") {
 		t.Errorf("packer build output lacks the readiness failure:\n%s", got)
@@ -197,6 +191,19 @@ func TestPackerBuildExample(t *testing.T) {
 		t.Errorf("a failed forced build changed %s: %v, was %v", out, after, built)
 	}
 	assertNoLeftovers(t, work)
+}
+
+// writeNeverReady writes a template that builds ctxDir into out and waits up
+// to timeout for guest port 9999 to accept, which nothing in it serves.
+func writeNeverReady(t *testing.T, tmpl, ctxDir, out, timeout string) {
+	t.Helper()
+	writeTemplate(t, tmpl, `context = "`+ctxDir+`"
+  output_directory = "`+out+`"
+  ready {
+    type    = "tcp"
+    port    = 9999
+    timeout = "`+timeout+`"
+  }`, "")
 }
 
 // sums maps each file of dir to its sha256.
@@ -249,13 +256,7 @@ func TestPackerBuildNotReady(t *testing.T) {
 	ctxDir, work := helloContext(t), t.TempDir()
 	out := filepath.Join(work, "layout")
 	tmpl := filepath.Join(work, "app.pkr.hcl")
-	writeTemplate(t, tmpl, `context = "`+ctxDir+`"
-  output_directory = "`+out+`"
-  ready {
-    type    = "tcp"
-    port    = 9999
-    timeout = "15s"
-  }`, "")
+	writeNeverReady(t, tmpl, ctxDir, out, "15s")
 	got := runPacker(t, packer, env, -1, "build", tmpl)
 	if !strings.Contains(got, "did not become ready within 15s (waiting for guest port 9999 to accept)") {
 		t.Errorf("packer build output lacks the readiness failure:\n%s", got)
@@ -293,13 +294,7 @@ func TestPackerBuildCancel(t *testing.T) {
 	ctxDir, work := helloContext(t), t.TempDir()
 	out := filepath.Join(work, "layout")
 	tmpl := filepath.Join(work, "app.pkr.hcl")
-	writeTemplate(t, tmpl, `context = "`+ctxDir+`"
-  output_directory = "`+out+`"
-  ready {
-    type    = "tcp"
-    port    = 9999
-    timeout = "5m"
-  }`, "")
+	writeNeverReady(t, tmpl, ctxDir, out, "5m")
 	cmd := exec.Command(packer, "build", tmpl)
 	cmd.Env = env
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
