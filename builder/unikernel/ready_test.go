@@ -14,24 +14,46 @@ import (
 	"time"
 )
 
-func TestWaitTCP(t *testing.T) {
+// acceptTCP listens on a loopback port for the test's duration and returns
+// its address. It accepts every connection and holds it open until the test
+// ends (hold), or closes it at once.
+func acceptTCP(t *testing.T, hold bool) string {
+	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer l.Close()
+	var held []net.Conn
+	done := make(chan struct{})
 	go func() {
+		defer close(done)
 		for {
 			c, err := l.Accept()
 			if err != nil {
 				return
 			}
-			defer c.Close() // held open, as a listening app does
+			if hold {
+				held = append(held, c)
+			} else {
+				c.Close()
+			}
 		}
 	}()
+	t.Cleanup(func() {
+		l.Close()
+		<-done // the accept loop has stopped: held is ours
+		for _, c := range held {
+			c.Close()
+		}
+	})
+	return l.Addr().String()
+}
+
+func TestWaitTCP(t *testing.T) {
+	addr := acceptTCP(t, true) // held open, as a listening app does
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	if err := waitTCP(ctx, l.Addr().String()); err != nil {
+	if err := waitTCP(ctx, addr); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -39,23 +61,10 @@ func TestWaitTCP(t *testing.T) {
 // A port whose peer closes at once (QEMU's forward with no guest listener)
 // is not ready: waitTCP runs into its deadline.
 func TestWaitTCPClosedAtOnceIsNotReady(t *testing.T) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			c.Close()
-		}
-	}()
+	addr := acceptTCP(t, false)
 	ctx, cancel := context.WithTimeout(context.Background(), 800*time.Millisecond)
 	defer cancel()
-	if err := waitTCP(ctx, l.Addr().String()); !errors.Is(err, context.DeadlineExceeded) {
+	if err := waitTCP(ctx, addr); !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("waitTCP = %v, want the deadline", err)
 	}
 }
